@@ -1,0 +1,142 @@
+"""
+### GoToAssist recordings: list, transcode, wait, archive
+
+Every night this DAG takes the GoToAssist Remote Support session recordings of the
+previous day (midnight to midnight in the DAG's timezone) through their lifecycle:
+
+1. **resolve_window** decides which start times the run covers: its data interval, or
+   the days named in the run's parameters (`first_day`, `last_day`).
+2. **list_recordings** lists every recording of that window that is not archived yet,
+   narrowing the window wherever a list comes back full (the API returns at most 500
+   IDs per list), and cuts the result into chunks of at most 500 IDs.
+3. **process_chunk** runs once per chunk: *transcode* asks for transcoding (skipped
+   for chunks that were already ready for download), *wait_until_ready* waits until
+   the API reports every recording of the chunk ready for download, and *archive*
+   marks them archived.
+
+A failure in one chunk stops only that chunk. No recording is archived before the API
+reports it ready for download, and every step can be cleared and run again safely.
+
+Settings read from the environment when the DAG is parsed: `GOTOASSIST_TIMEZONE`
+(default `UTC`), `GOTOASSIST_CONN_ID` (default `gotoassist_default`) and
+`GOTOASSIST_READY_POKE_INTERVAL` (seconds between readiness checks, default 300).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import (
+    CronDataIntervalTimetable,
+    Param,
+    TriggerRule,
+    dag,
+    get_current_context,
+    task,
+    task_group,
+)
+
+from gotoassist_recordings.operators.recordings import (
+    GoToAssistArchiveRecordingsOperator,
+    GoToAssistListRecordingsOperator,
+    GoToAssistTranscodeRecordingsOperator,
+)
+from gotoassist_recordings.sensors.recordings import GoToAssistRecordingsReadySensor
+from gotoassist_recordings.windows import run_window
+
+TIMEZONE = os.environ.get("GOTOASSIST_TIMEZONE", "UTC")
+CONN_ID = os.environ.get("GOTOASSIST_CONN_ID", "gotoassist_default")
+READY_POKE_INTERVAL = float(os.environ.get("GOTOASSIST_READY_POKE_INTERVAL", "300"))
+
+log = logging.getLogger(__name__)
+
+_DAY = {"type": ["null", "string"], "format": "date"}
+_KEY = {"type": ["null", "string"], "pattern": "^[0-9]+$"}
+
+
+@dag(
+    dag_id="gotoassist_recordings",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone=TIMEZONE),
+    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
+    catchup=False,
+    max_active_runs=4,
+    default_args={
+        "gotoassist_conn_id": CONN_ID,
+        "retries": 3,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": 2.0,
+    },
+    params={
+        "first_day": Param(
+            None, **_DAY, description="First local day to process instead of the data interval."
+        ),
+        "last_day": Param(
+            None, **_DAY, description="Last local day to process, inclusive (default: first_day)."
+        ),
+        "account_key": Param(None, **_KEY, description="accountKey filter (default: the connection's)."),
+        "user_key": Param(None, **_KEY, description="userKey filter (default: the connection's)."),
+        "company_id": Param(None, **_KEY, description="companyId filter (default: the connection's)."),
+        "session_type": Param(
+            None, type=["null", "integer"], enum=[None, 0, 1], description="0 attended, 1 unattended."
+        ),
+    },
+    tags=["gotoassist", "recordings"],
+    doc_md=__doc__,
+)
+def gotoassist_recordings() -> None:
+    @task(multiple_outputs=True)
+    def resolve_window() -> dict[str, Any]:
+        """Pick the start times this run covers and refuse run parameters it does not know."""
+        context = get_current_context()
+        params = context["params"]
+        unknown = sorted(set(context["dag_run"].conf or {}) - set(params))
+        if unknown:
+            raise ValueError(f"Unknown run parameter(s) {unknown}; known: {sorted(params)}")
+        window = run_window(
+            data_interval_start=context["data_interval_start"],
+            data_interval_end=context["data_interval_end"],
+            timezone=TIMEZONE,
+            first_day=params["first_day"],
+            last_day=params["last_day"],
+        )
+        log.info("This run covers recordings that started in %s", window)
+        return {"start": window.start.isoformat(), "end": window.end.isoformat()}
+
+    window = resolve_window()
+
+    list_recordings = GoToAssistListRecordingsOperator(
+        task_id="list_recordings",
+        window_start=window["start"],
+        window_end=window["end"],
+        account_key="{{ params.account_key or '' }}",
+        user_key="{{ params.user_key or '' }}",
+        company_id="{{ params.company_id or '' }}",
+        session_type="{{ '' if params.session_type is none else params.session_type }}",
+    )
+
+    @task_group
+    def process_chunk(recording_ids: list[str], already_ready: bool) -> None:
+        """Transcode one chunk, wait until all of it is ready for download, then archive it."""
+        transcode = GoToAssistTranscodeRecordingsOperator(
+            task_id="transcode", recording_ids=recording_ids, already_ready=already_ready
+        )
+        wait_until_ready = GoToAssistRecordingsReadySensor(
+            task_id="wait_until_ready",
+            recording_ids=recording_ids,
+            mode="reschedule",
+            poke_interval=READY_POKE_INTERVAL,
+            timeout=timedelta(hours=12).total_seconds(),
+            # Chunks that were ready when listed skip transcoding and come straight here.
+            trigger_rule=TriggerRule.NONE_FAILED,
+        )
+        archive = GoToAssistArchiveRecordingsOperator(task_id="archive", recording_ids=recording_ids)
+        transcode >> wait_until_ready >> archive
+
+    process_chunk.expand_kwargs(list_recordings.output)
+
+
+gotoassist_recordings()

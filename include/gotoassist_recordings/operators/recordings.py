@@ -1,0 +1,238 @@
+"""Operators that list, transcode and archive GoToAssist session recordings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import pendulum
+from airflow.sdk import BaseOperator, conf
+from airflow.sdk.exceptions import AirflowSkipException
+from pydantic import ValidationError
+
+from gotoassist_recordings.exceptions import GoToAssistConfigError, GoToAssistError, RecordingsRefusedError
+from gotoassist_recordings.hooks.gotoassist import ChunkOutcome, GoToAssistHook
+from gotoassist_recordings.models import (
+    MAX_IDS_PER_CALL,
+    RecordingFilter,
+    normalize_recording_ids,
+    split_into_chunks,
+)
+from gotoassist_recordings.windows import TimeWindow
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class _GoToAssistOperator(BaseOperator):
+    """Shared plumbing: the connection ID and a hook created on first use."""
+
+    def __init__(self, *, gotoassist_conn_id: str = GoToAssistHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gotoassist_conn_id = gotoassist_conn_id
+
+    @cached_property
+    def hook(self) -> GoToAssistHook:
+        return GoToAssistHook(gotoassist_conn_id=self.gotoassist_conn_id)
+
+
+class GoToAssistListRecordingsOperator(_GoToAssistOperator):
+    """List every not-archived recording of a time window and cut it into chunks.
+
+    Returns a list of chunk descriptors, ready for ``expand_kwargs``:
+    ``{"recording_ids": [...], "already_ready": bool}`` with at most ``chunk_size`` IDs
+    each. Recordings still to be transcoded come first; ``already_ready`` marks chunks
+    the API already reported ready for download, which need no transcoding.
+
+    :param window_start: first moment of the window, inclusive (templated).
+    :param window_end: end of the window, exclusive (templated).
+    :param account_key: accountKey filter; unset keys come from the connection (templated).
+    :param user_key: userKey filter (templated).
+    :param company_id: companyId filter (templated).
+    :param session_type: 0 for attended, 1 for unattended sessions, unset for both (templated).
+    :param chunk_size: recording IDs per chunk, at most 500.
+    :param gotoassist_conn_id: the ``gotoassist`` connection (templated).
+    """
+
+    template_fields: Sequence[str] = (
+        "window_start",
+        "window_end",
+        "account_key",
+        "user_key",
+        "company_id",
+        "session_type",
+        "gotoassist_conn_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        window_start: str | datetime,
+        window_end: str | datetime,
+        account_key: str | int | None = None,
+        user_key: str | int | None = None,
+        company_id: str | int | None = None,
+        session_type: int | str | None = None,
+        chunk_size: int = MAX_IDS_PER_CALL,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not 1 <= chunk_size <= MAX_IDS_PER_CALL:
+            raise ValueError(f"chunk_size must be between 1 and {MAX_IDS_PER_CALL}, got {chunk_size}")
+        self.window_start = window_start
+        self.window_end = window_end
+        self.account_key = account_key
+        self.user_key = user_key
+        self.company_id = company_id
+        self.session_type = session_type
+        self.chunk_size = chunk_size
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        window = TimeWindow(
+            _moment(self.window_start, "window_start"), _moment(self.window_end, "window_end")
+        )
+        listed = self.hook.list_all_recordings(window, self._filter())
+
+        transcode_chunks = split_into_chunks(listed.ready_for_transcode, self.chunk_size)
+        ready_chunks = split_into_chunks(listed.ready_for_download, self.chunk_size)
+        _check_map_length(len(transcode_chunks) + len(ready_chunks), self.chunk_size)
+        self.log.info(
+            "Listed %d recordings that started in %s: %d to transcode in %d chunks, "
+            "%d already ready for download in %d chunks (%d list calls)",
+            listed.total,
+            window,
+            len(listed.ready_for_transcode),
+            len(transcode_chunks),
+            len(listed.ready_for_download),
+            len(ready_chunks),
+            listed.list_calls,
+        )
+        return [{"recording_ids": chunk, "already_ready": False} for chunk in transcode_chunks] + [
+            {"recording_ids": chunk, "already_ready": True} for chunk in ready_chunks
+        ]
+
+    def _filter(self) -> RecordingFilter:
+        session_type = self.session_type
+        if isinstance(session_type, str) and session_type.strip().isdigit():
+            session_type = int(session_type)
+        try:
+            return RecordingFilter(
+                account_key=self.account_key or None,
+                user_key=self.user_key or None,
+                company_id=self.company_id or None,
+                session_type=None if session_type in (None, "") else session_type,
+            )
+        except ValidationError as error:
+            problems = "; ".join(f"{p['loc'][0]}: {p['msg']}" for p in error.errors())
+            raise GoToAssistConfigError(f"Invalid recording filter ({problems})") from None
+
+
+class GoToAssistTranscodeRecordingsOperator(_GoToAssistOperator):
+    """Ask GoToAssist to transcode one chunk of recordings.
+
+    Transcoding a recording that is already transcoded is harmless, so the task can be
+    cleared and run again at any time.
+
+    :param recording_ids: at most 500 recording IDs (templated).
+    :param already_ready: the chunk was ready for download when it was listed; the task is
+        then skipped, which shows in the UI that the chunk went straight to archiving.
+    :param gotoassist_conn_id: the ``gotoassist`` connection (templated).
+    """
+
+    template_fields: Sequence[str] = ("recording_ids", "gotoassist_conn_id")
+
+    def __init__(self, *, recording_ids: list[str] | str, already_ready: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.recording_ids = recording_ids
+        self.already_ready = already_ready
+
+    def execute(self, context: Context) -> dict[str, int]:
+        if self.already_ready:
+            raise AirflowSkipException("The chunk was already ready for download when listed")
+        outcome = self.hook.transcode_recordings(self.recording_ids)
+        self.log.info(
+            "Transcoding requested for %d recordings; %d refused",
+            len(outcome.processed),
+            len(outcome.refused),
+        )
+        _fail_on_refused("transcode", outcome)
+        return {"transcode_requested": len(outcome.processed)}
+
+
+class GoToAssistArchiveRecordingsOperator(_GoToAssistOperator):
+    """Mark one chunk of recordings archived, but only those the API reports ready for download.
+
+    Archiving hides a recording from every later listing, so archiving one that is not
+    transcoded yet would lose it. Before archiving, the operator asks the download-links
+    call which recordings are ready; any that are not stay unarchived and fail the task.
+
+    :param recording_ids: at most 500 recording IDs (templated).
+    :param require_ready: check readiness before archiving. Turn off only when another
+        step has just verified every recording (for example after storing its files).
+    :param gotoassist_conn_id: the ``gotoassist`` connection (templated).
+    """
+
+    template_fields: Sequence[str] = ("recording_ids", "gotoassist_conn_id")
+
+    def __init__(self, *, recording_ids: list[str] | str, require_ready: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.recording_ids = recording_ids
+        self.require_ready = require_ready
+
+    def execute(self, context: Context) -> dict[str, int]:
+        recording_ids = normalize_recording_ids(self.recording_ids)
+        refused: list[str] = []
+        not_ready: list[str] = []
+        if self.require_ready:
+            ready, checked = self.hook.ready_recording_ids(recording_ids)
+            refused.extend(checked.refused)
+            not_ready = [rid for rid in checked.processed if rid not in ready]
+            recording_ids = [rid for rid in recording_ids if rid in ready]
+
+        outcome = self.hook.archive_recordings(recording_ids)
+        refused.extend(outcome.refused)
+        self.log.info(
+            "Archived %d recordings; %d not ready for download left unarchived; %d refused",
+            len(outcome.processed),
+            len(not_ready),
+            len(refused),
+        )
+
+        if not_ready:
+            raise GoToAssistError(
+                f"{len(not_ready)} recordings are not ready for download and were left unarchived: "
+                f"{', '.join(not_ready[:50])}{' …' if len(not_ready) > 50 else ''}"
+            )
+        _fail_on_refused("archive", ChunkOutcome(outcome.processed, refused))
+        return {"archived": len(outcome.processed)}
+
+
+def _fail_on_refused(call: str, outcome: ChunkOutcome) -> None:
+    if outcome.refused:
+        raise RecordingsRefusedError(call, outcome.refused)
+
+
+def _moment(value: str | datetime, name: str) -> pendulum.DateTime:
+    """Parse a templated window bound, naming the argument when it is not a date and time."""
+    if isinstance(value, datetime):
+        return pendulum.instance(value)
+    try:
+        parsed = pendulum.parse(str(value))
+    except (ValueError, TypeError):
+        parsed = None
+    if not isinstance(parsed, pendulum.DateTime):
+        raise GoToAssistConfigError(f"{name} must be a date and time with its timezone, got {value!r}")
+    return parsed
+
+
+def _check_map_length(chunks: int, chunk_size: int) -> None:
+    """Fail clearly rather than let Airflow fail the run on more chunks than ``max_map_length``."""
+    limit = conf.getint("core", "max_map_length")
+    if chunks > limit:
+        raise GoToAssistError(
+            f"The window holds {chunks} chunks of up to {chunk_size} recordings, more than Airflow's "
+            f"[core] max_map_length of {limit}. Raise max_map_length (AIRFLOW__CORE__MAX_MAP_LENGTH) "
+            "or process the window in shorter runs; nothing was transcoded or archived."
+        )

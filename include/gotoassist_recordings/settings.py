@@ -1,0 +1,148 @@
+"""What a ``gotoassist`` Airflow connection holds, validated before any call is made."""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
+
+from gotoassist_recordings.exceptions import GoToAssistConfigError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+DEFAULT_API_HOST = "https://api.getgo.com"
+DEFAULT_TOKEN_URL = "https://authentication.logmeininc.com/oauth/token"
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+
+class AuthScheme(enum.StrEnum):
+    """How the access token is put in the ``Authorization`` header."""
+
+    BEARER = "bearer"
+    """``Authorization: Bearer <token>``, as current GoTo APIs expect."""
+    OAUTH = "oauth"
+    """``Authorization: OAuth oauth_token=<token>``, as older GoToAssist clients sent it."""
+
+
+class IdTransport(enum.StrEnum):
+    """How the recording IDs of a transcode, archive or download-links call travel."""
+
+    PATH = "path"
+    """Comma-separated in the last URL path segment, as the API document shows."""
+    JSON = "json"
+    """As a JSON body ``{"recordingIds": [...]}``."""
+    QUERY = "query"
+    """As one comma-separated ``recordingIds`` query parameter."""
+    QUERY_REPEATED = "query-repeated"
+    """As one ``recordingIds`` query parameter per ID."""
+
+
+def _digits_or_none(value: Any) -> Any:
+    # Keys are long integers: accept them as JSON numbers too, but never as floats.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if value == "":
+        return None
+    return value
+
+
+DigitString = Annotated[
+    str | None,
+    BeforeValidator(_digits_or_none),
+    StringConstraints(pattern=r"^[0-9]+$"),
+]
+Secret = Annotated[str | None, StringConstraints(min_length=1)]
+
+
+class ConnectionExtra(BaseModel):
+    """The ``extra`` of a ``gotoassist`` connection. Unknown keys are refused, so typos surface."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+    refresh_token: Secret = None
+    personal_access_token: Secret = None
+    access_token: Secret = None
+    token_url: str = DEFAULT_TOKEN_URL
+    account_key: DigitString = None
+    user_key: DigitString = None
+    company_id: DigitString = None
+    auth_scheme: AuthScheme = AuthScheme.BEARER
+    id_transport: IdTransport = IdTransport.PATH
+    to_time_inclusive: bool = False
+    timeout: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0)
+
+
+class GoToAssistSettings(BaseModel):
+    """Everything the hook needs from a connection, with defaults applied.
+
+    :param base_url: scheme and host of the API, without the ``/G2A/rest/v1`` path.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    conn_id: str
+    base_url: str
+    client_id: str | None
+    client_secret: str | None
+    extra: ConnectionExtra
+
+    @classmethod
+    def from_connection(cls, conn: Connection) -> GoToAssistSettings:
+        """Validate a connection, raising one error that names every wrong field."""
+        raw_extra = conn.extra_dejson if conn.extra else {}
+        if not isinstance(raw_extra, dict):
+            raise GoToAssistConfigError(f"Connection {conn.conn_id!r}: extra must be a JSON object")
+        try:
+            extra = ConnectionExtra.model_validate(raw_extra)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in problem['loc'])}: {problem['msg']}" for problem in error.errors()
+            )
+            raise GoToAssistConfigError(
+                f"Connection {conn.conn_id!r} has invalid extra fields ({problems}). "
+                f"Allowed keys: {', '.join(ConnectionExtra.model_fields)}"
+            ) from None
+        settings = cls(
+            conn_id=conn.conn_id,
+            base_url=_base_url(conn),
+            client_id=conn.login or None,
+            client_secret=conn.password or None,
+            extra=extra,
+        )
+        settings._check_credentials()
+        return settings
+
+    def _check_credentials(self) -> None:
+        extra = self.extra
+        if not (extra.refresh_token or extra.personal_access_token or extra.access_token):
+            raise GoToAssistConfigError(
+                f"Connection {self.conn_id!r} holds no credential: set refresh_token, "
+                "personal_access_token or access_token in its extra"
+            )
+        needs_client = extra.refresh_token or extra.personal_access_token
+        if needs_client and not (self.client_id and self.client_secret):
+            raise GoToAssistConfigError(
+                f"Connection {self.conn_id!r} needs the OAuth client ID (login) and client secret "
+                "(password) to obtain access tokens"
+            )
+
+
+def _base_url(conn: Connection) -> str:
+    """Return ``scheme://host[:port]`` of the API, HTTPS unless the connection says otherwise.
+
+    The host may be a full URL (``http://127.0.0.1:8080``) or a bare host name, in which case
+    the connection's schema (``http`` or ``https``) and port are used.
+    """
+    host = (conn.host or "").strip().rstrip("/")
+    if not host:
+        return DEFAULT_API_HOST
+    if "://" not in host:
+        host = f"{conn.schema or 'https'}://{host}"
+        if conn.port:
+            host = f"{host}:{conn.port}"
+    scheme = host.split("://", 1)[0].lower()
+    if scheme not in {"http", "https"}:
+        raise GoToAssistConfigError(f"Connection {conn.conn_id!r}: host {host!r} must be an http(s) URL")
+    return host
