@@ -23,6 +23,14 @@ log = logging.getLogger(__name__)
 TARGET_PER_WINDOW = int(MAX_IDS_PER_CALL * 0.9)
 #: How much narrower the next probe is after a full list when no density is known yet.
 BLIND_SHRINK = 8
+#: How much narrower the next probe is after a full list from a probe sized to a known density.
+FULL_SHRINK = 0.75
+#: A window with at least this many recordings gives a density worth trusting.
+TRUSTED_COUNT = 100
+#: How many recent complete windows the density is averaged over.
+DENSITY_WINDOWS = 2
+#: How much wider than the last window the next one may be when the density is not trusted.
+MAX_GROWTH = 4
 
 
 class WindowTooDenseError(GoToAssistError):
@@ -56,7 +64,8 @@ def list_window(fetch: Callable[[TimeWindow], RecordingList], window: TimeWindow
     seen: dict[str, bool] = {}
     start = window.start
     width = window.seconds
-    density: float | None = None
+    recent: list[tuple[int, int]] = []  # (recordings, seconds) of the last complete windows
+    sized_from_density = False
 
     while start < window.end:
         # Step 1: probe the next window of the chosen width.
@@ -65,31 +74,51 @@ def list_window(fetch: Callable[[TimeWindow], RecordingList], window: TimeWindow
         result.list_calls += 1
 
         if answer.is_full:
-            # Step 2a: cut short; retry narrower, sized to the density if one is known.
+            # Step 2a: cut short, so retry narrower. A probe sized from a trustworthy density
+            # overshot by little; otherwise nothing is known but that it held 500 or more.
             if probe.seconds == 1:
                 raise WindowTooDenseError(
                     f"At least {MAX_IDS_PER_CALL} recordings started within the second {probe}; "
-                    "the list call cannot return them all. Archive some by hand, or narrow the "
-                    "filter (user key, session type) so fewer recordings match."
+                    "the list call cannot return them all. Narrow the filter (user key, session "
+                    "type) so fewer recordings match, or archive some of them by other means."
                 )
-            lower_bound = MAX_IDS_PER_CALL / probe.seconds
-            density = lower_bound * 1.25 if density is None else max(density, lower_bound * 1.25)
-            blind = probe.seconds // BLIND_SHRINK if result.windows == 0 else probe.seconds
-            width = max(1, min(blind, int(TARGET_PER_WINDOW / density), probe.seconds - 1))
+            if result.windows == 0:
+                width = probe.seconds // BLIND_SHRINK
+            elif sized_from_density:
+                width = int(probe.seconds * FULL_SHRINK)
+            else:
+                width = probe.seconds // 2
+            width = max(1, min(width, probe.seconds - 1))
             log.debug("List of %s came back full; retrying %d s wide", probe, width)
             continue
 
-        # Step 2b: complete; keep its recordings and size the next window to its density.
+        # Step 2b: complete; keep its recordings and size the next window to the density seen.
         for recording_id in answer.ready_for_transcode:
             seen.setdefault(recording_id, False)
         for recording_id in answer.ready_for_download:
             seen[recording_id] = True
         result.windows += 1
-        count = max(len(answer.ready_for_transcode), len(answer.ready_for_download))
-        density = count / probe.seconds
-        width = window.seconds if count == 0 else max(1, int(TARGET_PER_WINDOW / density))
         start = probe.end
+        count = max(len(answer.ready_for_transcode), len(answer.ready_for_download))
+        recent = [*recent, (count, probe.seconds)][-DENSITY_WINDOWS:]
+        width, sized_from_density = _next_width(count, probe.seconds, recent, window.seconds)
 
     result.ready_for_download = [rid for rid, ready in seen.items() if ready]
     result.ready_for_transcode = [rid for rid, ready in seen.items() if not ready]
     return result
+
+
+def _next_width(count: int, seconds: int, recent: list[tuple[int, int]], limit: int) -> tuple[int, bool]:
+    """Width of the next probe after a complete window, and whether a density backs it.
+
+    Few recordings make a poor estimate, so after a sparse window the width grows at most
+    :data:`MAX_GROWTH` times. A dense window is sized from the recent windows' density, or
+    from its own where that is higher, so a rising density is not underestimated.
+    """
+    if count == 0:
+        return min(limit, seconds * MAX_GROWTH), False
+    density = count / seconds
+    if count < TRUSTED_COUNT:
+        return max(1, min(int(TARGET_PER_WINDOW / density), seconds * MAX_GROWTH)), False
+    recent_density = sum(c for c, _ in recent) / sum(s for _, s in recent)
+    return max(1, int(TARGET_PER_WINDOW / max(density, recent_density))), True
