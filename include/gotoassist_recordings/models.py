@@ -7,7 +7,15 @@ from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 import pendulum
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from gotoassist_recordings.exceptions import ChunkTooLargeError, InvalidRecordingIdError, InvalidResponseError
 
@@ -148,11 +156,19 @@ class DownloadLinksList(_ApiModel):
 
 
 def _optional_digits(value: Any) -> Any:
+    # Keys are long integers: accept them as JSON numbers too, but never as floats or booleans.
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if value == "":
         return None
     return value
+
+
+#: An account key, user key or company ID: a digit string, or unset. Empty strings count as unset.
+OptionalDigits = Annotated[
+    Annotated[str, StringConstraints(pattern=r"^[0-9]+$")] | None,
+    BeforeValidator(_optional_digits),
+]
 
 
 class RecordingFilter(BaseModel):
@@ -163,9 +179,9 @@ class RecordingFilter(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    account_key: Annotated[str | None, BeforeValidator(_optional_digits), Field(pattern=r"^[0-9]+$")] = None
-    user_key: Annotated[str | None, BeforeValidator(_optional_digits), Field(pattern=r"^[0-9]+$")] = None
-    company_id: Annotated[str | None, BeforeValidator(_optional_digits), Field(pattern=r"^[0-9]+$")] = None
+    account_key: OptionalDigits = None
+    user_key: OptionalDigits = None
+    company_id: OptionalDigits = None
     session_type: Literal[0, 1] | None = None
     """0 for attended sessions, 1 for unattended ones; ``None`` for both."""
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from gotoassist_recordings.exceptions import GoToAssistConfigError
+from gotoassist_recordings.models import OptionalDigits
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -39,20 +40,6 @@ class IdTransport(enum.StrEnum):
     """As one ``recordingIds`` query parameter per ID."""
 
 
-def _digits_or_none(value: Any) -> Any:
-    # Keys are long integers: accept them as JSON numbers too, but never as floats.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if value == "":
-        return None
-    return value
-
-
-DigitString = Annotated[
-    str | None,
-    BeforeValidator(_digits_or_none),
-    StringConstraints(pattern=r"^[0-9]+$"),
-]
 Secret = Annotated[str | None, StringConstraints(min_length=1)]
 
 
@@ -65,9 +52,9 @@ class ConnectionExtra(BaseModel):
     personal_access_token: Secret = None
     access_token: Secret = None
     token_url: str = DEFAULT_TOKEN_URL
-    account_key: DigitString = None
-    user_key: DigitString = None
-    company_id: DigitString = None
+    account_key: OptionalDigits = None
+    user_key: OptionalDigits = None
+    company_id: OptionalDigits = None
     auth_scheme: AuthScheme = AuthScheme.BEARER
     id_transport: IdTransport = IdTransport.PATH
     to_time_inclusive: bool = False

@@ -137,11 +137,12 @@ class GoToAssistTranscodeRecordingsOperator(_GoToAssistOperator):
 
     :param recording_ids: at most 500 recording IDs (templated).
     :param already_ready: the chunk was ready for download when it was listed; the task is
-        then skipped, which shows in the UI that the chunk went straight to archiving.
+        then skipped, which shows in the UI that the chunk went straight to archiving (templated,
+        so it can come from the list step's chunk descriptors).
     :param gotoassist_conn_id: the ``gotoassist`` connection (templated).
     """
 
-    template_fields: Sequence[str] = ("recording_ids", "gotoassist_conn_id")
+    template_fields: Sequence[str] = ("recording_ids", "already_ready", "gotoassist_conn_id")
 
     def __init__(self, *, recording_ids: list[str] | str, already_ready: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -149,6 +150,8 @@ class GoToAssistTranscodeRecordingsOperator(_GoToAssistOperator):
         self.already_ready = already_ready
 
     def execute(self, context: Context) -> dict[str, int]:
+        if not isinstance(self.already_ready, bool):
+            raise GoToAssistConfigError(f"already_ready must be true or false, got {self.already_ready!r}")
         if self.already_ready:
             raise AirflowSkipException("The chunk was already ready for download when listed")
         outcome = self.hook.transcode_recordings(self.recording_ids)
