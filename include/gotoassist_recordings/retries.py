@@ -50,7 +50,7 @@ class RetryPolicy:
 
         :param what: the call and its subject, for the warning logged before each retry.
         """
-        backoff = tenacity.wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait)
+        backoff = tenacity.wait_exponential_jitter(multiplier=self.initial_wait, max=self.max_wait)
 
         def wait(state: tenacity.RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None

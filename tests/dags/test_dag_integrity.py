@@ -1,0 +1,66 @@
+"""Every DAG in ``dags/`` parses without errors, and parsing makes no network call."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from tests.conftest import DAGS_FOLDER
+
+
+class NetworkCallAtParseTime(AssertionError):
+    """Raised by the guarded socket when a DAG file opens a connection while it is parsed."""
+
+
+@pytest.fixture
+def dag_bag(monkeypatch: pytest.MonkeyPatch) -> DagBag:
+    def refuse(sock: socket.socket, address: object) -> None:
+        raise NetworkCallAtParseTime(f"a DAG file connected to {address!r} while being parsed")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return DagBag(dag_folder=str(DAGS_FOLDER))
+
+
+def test_dags_parse_without_import_errors(dag_bag: DagBag) -> None:
+    assert dag_bag.import_errors == {}
+    assert "gotoassist_recordings" in dag_bag.dags
+
+
+def test_the_guard_catches_a_network_call(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    # The guard above is only worth something if a DAG file that does call out is reported.
+    (tmp_path / "calls_out.py").write_text(
+        "import socket\nsocket.create_connection(('127.0.0.1', 9), timeout=1)\n"
+        "from airflow.sdk import dag\n@dag(schedule=None)\ndef calls_out():\n    pass\ncalls_out()\n"
+    )
+
+    def refuse(sock: socket.socket, address: object) -> None:
+        raise NetworkCallAtParseTime(f"connected to {address!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    bag = DagBag(dag_folder=str(tmp_path))
+    assert "NetworkCallAtParseTime" in next(iter(bag.import_errors.values()))
+
+
+def test_nightly_dag_shape(dag_bag: DagBag) -> None:
+    dag = dag_bag.dags["gotoassist_recordings"]
+
+    assert dag.catchup is False
+    assert dag.doc_md
+    assert {task.task_id for task in dag.tasks} == {
+        "resolve_window",
+        "list_recordings",
+        "process_chunk.transcode",
+        "process_chunk.wait_until_ready",
+        "process_chunk.archive",
+    }
+    # Each chunk runs transcode, then waits, then archives; all three read the list step's chunks.
+    assert dag.get_task("process_chunk.wait_until_ready").upstream_task_ids == {
+        "list_recordings",
+        "process_chunk.transcode",
+    }
+    assert dag.get_task("process_chunk.archive").upstream_task_ids == {
+        "list_recordings",
+        "process_chunk.wait_until_ready",
+    }
