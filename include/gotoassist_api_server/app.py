@@ -8,11 +8,13 @@ Routes:
 - ``PUT /G2A/rest/v1/archive/recordings/archived/{ids}``: mark archived.
 - ``GET /G2A/rest/v1/archive/recordings/urls/{ids}``: download links of ready recordings.
 - ``GET /files/{recording_id}/{file_name}``: the files those links point to.
-- ``/_admin/...``: health, statistics, recordings and run-time settings, for tests and demos.
+- ``/_admin/...``: health, statistics, recordings, run-time settings and the fault plan, for tests and
+  demos.
 
 Where the three ID-taking calls expect their IDs depends on :attr:`ServerSettings.id_transport`; the
 ``{ids}`` path segment only applies to the default ``path`` form. Every call to the API, the token
-endpoint and the files is written to the call log for the statistics.
+endpoint and the files is written to the call log for the statistics, with the fault injected into it
+if any (see :mod:`gotoassist_api_server.faults`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gotoassist_api_server.auth import grant_token, require_access_token
 from gotoassist_api_server.clock import format_api_time, local_day_bounds, now_timestamp
 from gotoassist_api_server.errors import ApiError, bad_request, install_error_handlers
+from gotoassist_api_server.faults import (
+    Endpoint,
+    FaultInjector,
+    FaultMiddleware,
+    FaultPlan,
+    OpenConnections,
+    QueuedFaults,
+)
 from gotoassist_api_server.listing import build_recording_query
 from gotoassist_api_server.media import (
     EVENTS_FILE,
@@ -54,7 +64,7 @@ TOKEN_PATH = "/oauth/token"
 FILES_PREFIX = "/files"
 
 #: The route names written to the call log; they name the endpoints in the statistics.
-LOGGED_ENDPOINTS = frozenset({"token", "list", "transcode", "archive", "urls", "file"})
+LOGGED_ENDPOINTS = frozenset(endpoint.value for endpoint in Endpoint)
 
 RecordingIds = Annotated[list[str], Depends(requested_recording_ids)]
 
@@ -63,7 +73,9 @@ class CallLogMiddleware:
     """Writes every call to a logged endpoint to the store's call log, with the status it got.
 
     The endpoint name is the matched route's name. Handlers report how many recording IDs a call named
-    in ``request.state.recording_id_count``.
+    in ``request.state.recording_id_count``; the fault middleware reports an injected fault in
+    ``request.state.fault``, and the endpoint in ``request.state.endpoint`` when no route ran. A call
+    answered with nothing, its connection dropped, is logged with status 0.
 
     :param app: the application to wrap.
     :param store: the store holding the call log.
@@ -79,7 +91,7 @@ class CallLogMiddleware:
             return
 
         called_at = now_timestamp()
-        status = 500
+        status = 0
 
         async def send_and_note_status(message: Message) -> None:
             nonlocal status
@@ -89,12 +101,22 @@ class CallLogMiddleware:
 
         try:
             await self.app(scope, receive, send_and_note_status)
+        except Exception:
+            # Unanswered yet: the server error middleware outside this one answers 500.
+            status = status or 500
+            raise
         finally:
-            endpoint = getattr(scope.get("route"), "name", None)
+            state = scope.get("state", {})
+            endpoint = getattr(scope.get("route"), "name", None) or state.get("endpoint")
             if endpoint in LOGGED_ENDPOINTS:
-                recording_id_count = scope.get("state", {}).get("recording_id_count", 0)
                 await run_in_threadpool(
-                    self.store.record_call, called_at, scope["method"], endpoint, status, recording_id_count
+                    self.store.record_call,
+                    called_at,
+                    scope["method"],
+                    endpoint,
+                    status,
+                    state.get("recording_id_count", 0),
+                    state.get("fault"),
                 )
 
 
@@ -104,6 +126,10 @@ def _store(request: Request) -> RecordingStore:
 
 def _settings(request: Request) -> ServerSettings:
     return request.app.state.settings
+
+
+def _faults(request: Request) -> FaultInjector:
+    return request.app.state.faults
 
 
 # OAuth
@@ -272,33 +298,85 @@ def admin_settings(request: Request) -> dict[str, Any]:
     return _settings(request).model_dump(mode="json")
 
 
+async def _json_object_body(request: Request, what: str) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+    except ValueError as error:
+        raise bad_request("the request body is not valid JSON") from error
+    if not isinstance(body, dict):
+        raise bad_request(f"the request body must be a JSON object of {what}")
+    return body
+
+
+def _invalid(what: str, error: pydantic.ValidationError) -> ApiError:
+    return ApiError(
+        400, f"invalid {what}", details=json.loads(error.json(include_url=False, include_input=False))
+    )
+
+
 @admin_router.post("/settings")
 async def update_admin_settings(request: Request) -> dict[str, Any]:
     """Change some behaviour options; the JSON body names only those to change."""
-    try:
-        changes = json.loads(await request.body())
-    except ValueError as error:
-        raise bad_request("the request body is not valid JSON") from error
-    if not isinstance(changes, dict):
-        raise bad_request("the request body must be a JSON object of settings to change")
+    changes = await _json_object_body(request, "settings to change")
     try:
         settings = _settings(request).updated(changes)
     except pydantic.ValidationError as error:
-        raise ApiError(
-            400, "invalid settings", details=json.loads(error.json(include_url=False, include_input=False))
-        ) from error
+        raise _invalid("settings", error) from error
     request.app.state.settings = settings
     log.info("Settings changed: %s", settings.model_dump(mode="json"))
     return settings.model_dump(mode="json")
 
 
-def create_app(store: RecordingStore, settings: ServerSettings | None = None) -> FastAPI:
+@admin_router.get("/faults")
+async def admin_faults(request: Request) -> dict[str, Any]:
+    """Return the fault plan in force, with what is left of its queues."""
+    return _faults(request).plan_in_force().model_dump(mode="json")
+
+
+@admin_router.post("/faults")
+async def replace_admin_faults(request: Request) -> dict[str, Any]:
+    """Replace the fault plan with the one in the JSON body; ``{}`` injects no faults any more.
+
+    The new plan starts afresh: full queues, draws from its seed, an empty rate-limit window.
+    """
+    fields = await _json_object_body(request, "fault plan fields")
+    try:
+        plan = FaultPlan.model_validate(fields)
+    except pydantic.ValidationError as error:
+        raise _invalid("fault plan", error) from error
+    _faults(request).replace(plan)
+    log.info("Fault plan replaced: %s", plan.model_dump(mode="json"))
+    return plan.model_dump(mode="json")
+
+
+@admin_router.post("/faults/next")
+async def queue_admin_faults(request: Request) -> dict[str, Any]:
+    """Fail the next calls to an endpoint: the body names ``endpoint``, ``fault`` and ``times``."""
+    fields = await _json_object_body(request, "queued faults")
+    try:
+        faults = QueuedFaults.model_validate(fields)
+    except pydantic.ValidationError as error:
+        raise _invalid("queued faults", error) from error
+    plan = _faults(request).queue(faults)
+    log.info("Queued %s x %s for %s", faults.times, faults.fault, faults.endpoint)
+    return plan.model_dump(mode="json")
+
+
+def create_app(
+    store: RecordingStore,
+    settings: ServerSettings | None = None,
+    faults: FaultPlan | None = None,
+    connections: OpenConnections | None = None,
+) -> FastAPI:
     """Build the application around a store.
 
     The caller keeps ownership of the store and closes it after the server stops.
 
     :param store: the server state.
     :param settings: the behaviour options; the defaults when ``None``.
+    :param faults: the fault plan to start with; none injected when ``None``.
+    :param connections: the server's open connections, which ``drop`` faults need; the server in
+        :mod:`gotoassist_api_server.serving` provides them.
     :return: the application.
     """
     app = FastAPI(
@@ -308,7 +386,10 @@ def create_app(store: RecordingStore, settings: ServerSettings | None = None) ->
     )
     app.state.store = store
     app.state.settings = settings or ServerSettings()
+    app.state.faults = FaultInjector(faults or FaultPlan())
     install_error_handlers(app)
+    # Added first, so it runs inside the call log, which then logs the faulted calls too.
+    app.add_middleware(FaultMiddleware, injector=app.state.faults, router=app.router, connections=connections)
     app.add_middleware(CallLogMiddleware, store=store)
     for router in (token_router, recordings_router, files_router, admin_router):
         app.include_router(router)

@@ -4,6 +4,8 @@ Examples::
 
     gotoassist-api-server seed --db demo.sqlite --day 2026-11-13 --count 1234 --reset
     gotoassist-api-server serve --db demo.sqlite --port 0 --port-file demo.port --transcode-delay 2
+    gotoassist-api-server serve --db demo.sqlite --fault list,urls:unavailable:0.2 \
+        --fault transcode,archive:drop-after:0.1 --fail-next token:server-error:2 --rate-limit 10
     gotoassist-api-server stats --db demo.sqlite --day 2026-11-13
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 import pydantic
 
+from gotoassist_api_server.faults import Endpoint, FaultKind, FaultPlan
 from gotoassist_api_server.seeding import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
@@ -29,6 +32,127 @@ from gotoassist_api_server.settings import AuthScheme, IdTransport, ServerSettin
 from gotoassist_api_server.stats import stats
 
 _DEFAULTS = ServerSettings()
+_FAULT_DEFAULTS = FaultPlan()
+
+
+def _endpoints(text: str) -> list[Endpoint]:
+    names = text.split(",")
+    known = [endpoint.value for endpoint in Endpoint]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown endpoint {unknown[0]!r}; choose from {', '.join(known)}")
+    return [Endpoint(name) for name in names]
+
+
+def _fault_kind(text: str) -> FaultKind:
+    try:
+        return FaultKind(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"unknown fault {text!r}; choose from {', '.join(kind.value for kind in FaultKind)}"
+        ) from error
+
+
+def _fault_probability(text: str) -> tuple[list[Endpoint], FaultKind, float]:
+    """Parse ``ENDPOINTS:FAULT:PROBABILITY``, e.g. ``list,urls:unavailable:0.2``."""
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"expected ENDPOINTS:FAULT:PROBABILITY, got {text!r}")
+    try:
+        probability = float(parts[2])
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"the probability must be a number, got {parts[2]!r}") from error
+    return _endpoints(parts[0]), _fault_kind(parts[1]), probability
+
+
+def _queued_fault(text: str) -> tuple[list[Endpoint], FaultKind, int]:
+    """Parse ``ENDPOINTS:FAULT[:TIMES]``, e.g. ``transcode:drop-after:2``."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise argparse.ArgumentTypeError(f"expected ENDPOINTS:FAULT[:TIMES], got {text!r}")
+    times = parts[2] if len(parts) == 3 else "1"
+    if not times.isdigit() or int(times) < 1:
+        raise argparse.ArgumentTypeError(f"TIMES must be a whole number of at least 1, got {times!r}")
+    return _endpoints(parts[0]), _fault_kind(parts[1]), int(times)
+
+
+def _add_fault_options(serve: argparse.ArgumentParser) -> None:
+    faults = serve.add_argument_group(
+        "fault injection", "make calls fail on purpose (see gotoassist_api_server.faults)"
+    )
+    faults.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        type=_fault_probability,
+        metavar="ENDPOINTS:FAULT:PROBABILITY",
+        help="inject FAULT into this share of the calls to each comma-separated endpoint; repeatable",
+    )
+    faults.add_argument(
+        "--fail-next",
+        action="append",
+        default=[],
+        type=_queued_fault,
+        metavar="ENDPOINTS:FAULT[:TIMES]",
+        help="inject FAULT into the next TIMES (default 1) calls to each endpoint; repeatable, in order",
+    )
+    faults.add_argument(
+        "--fault-seed",
+        type=int,
+        default=_FAULT_DEFAULTS.seed,
+        help="seed of the fault probability draws (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--slow-seconds",
+        type=float,
+        default=_FAULT_DEFAULTS.slow_seconds,
+        help="delay of a slow fault, in seconds (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--retry-after-seconds",
+        type=int,
+        default=_FAULT_DEFAULTS.retry_after_seconds,
+        help="Retry-After of a too-many-requests fault (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--rate-limit",
+        type=int,
+        help="most calls per second to the rate-limited endpoints, counted together; 429 beyond them "
+        "(default: no limit)",
+    )
+    faults.add_argument(
+        "--rate-limited-endpoints",
+        type=_endpoints,
+        default=sorted(_FAULT_DEFAULTS.rate_limited_endpoints),
+        metavar="ENDPOINTS",
+        help="comma-separated endpoints the rate limit counts (default: the four recordings API calls)",
+    )
+    faults.add_argument(
+        "--rate-limit-retry-after",
+        action="store_true",
+        help="send Retry-After with a rate-limited 429, which the real API does not document",
+    )
+
+
+def _fault_plan(arguments: argparse.Namespace) -> FaultPlan:
+    probabilities: dict[Endpoint, dict[FaultKind, float]] = {}
+    for endpoints, fault, probability in arguments.fault:
+        for endpoint in endpoints:
+            probabilities.setdefault(endpoint, {})[fault] = probability
+    queued: dict[Endpoint, list[FaultKind]] = {}
+    for endpoints, fault, times in arguments.fail_next:
+        for endpoint in endpoints:
+            queued.setdefault(endpoint, []).extend([fault] * times)
+    return FaultPlan(
+        probabilities=probabilities,
+        queued=queued,
+        seed=arguments.fault_seed,
+        slow_seconds=arguments.slow_seconds,
+        retry_after_seconds=arguments.retry_after_seconds,
+        rate_limit=arguments.rate_limit,
+        rate_limited_endpoints=frozenset(arguments.rate_limited_endpoints),
+        rate_limit_retry_after=arguments.rate_limit_retry_after,
+    )
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -96,6 +220,7 @@ def _build_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.list_limit,
         help="most IDs per list in a list answer and per request (default: %(default)s)",
     )
+    _add_fault_options(serve)
 
     seed_command = commands.add_parser("seed", help="add deterministic recordings and credentials")
     seed_command.add_argument("--db", required=True, help="SQLite database file; created when missing")
@@ -148,12 +273,14 @@ def _run_serve(arguments: argparse.Namespace) -> int:
         rotate_refresh_tokens=arguments.rotate_refresh_tokens,
         list_limit=arguments.list_limit,
     )
+    faults = _fault_plan(arguments)
     logging.basicConfig(
         level=arguments.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     serve(
         arguments.db,
         settings,
+        faults,
         host=arguments.host,
         port=arguments.port,
         port_file=arguments.port_file,
@@ -220,6 +347,14 @@ def _format_stats(figures: dict[str, Any]) -> str:
         for status, by_status in endpoint_figures["by_status"].items()
     ]
     sections += ["", "API calls", _table(["endpoint", "status", "calls", "recording IDs"], call_rows)]
+    fault_rows = [
+        [endpoint, fault, calls]
+        for endpoint, by_fault in figures["faults"]["by_endpoint"].items()
+        for fault, calls in by_fault.items()
+    ]
+    sections += ["", f"Faults injected: {figures['faults']['injected']}"]
+    if fault_rows:
+        sections.append(_table(["endpoint", "fault", "calls"], fault_rows))
     return "\n".join(sections)
 
 

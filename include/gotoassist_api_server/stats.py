@@ -2,7 +2,8 @@
 
 The figures let a demo summarise a run and let tests prove what a client did and did not do, above all
 that it never archived a recording before that recording was ready for download, and never touched
-recordings outside the day it was asked to process.
+recordings outside the day it was asked to process, and that it did so through the faults the server
+injected on purpose.
 """
 
 from __future__ import annotations
@@ -64,6 +65,16 @@ def _calls(store: RecordingStore) -> dict[str, dict[str, Any]]:
     return calls
 
 
+def _faults(store: RecordingStore) -> dict[str, Any]:
+    by_endpoint: dict[str, dict[str, int]] = {}
+    for count in store.fault_counts():
+        by_endpoint.setdefault(count.endpoint, {})[count.fault] = count.calls
+    return {
+        "injected": sum(sum(by_fault.values()) for by_fault in by_endpoint.values()),
+        "by_endpoint": by_endpoint,
+    }
+
+
 def compute_stats(
     store: RecordingStore, day: str | None = None, timezone: str = "UTC", now: float | None = None
 ) -> dict[str, Any]:
@@ -74,8 +85,10 @@ def compute_stats(
     :param timezone: the IANA timezone that days are local to.
     :param now: the instant states are judged at; the current instant when ``None``.
     :return: a JSON-ready mapping with ``recordings_by_day`` (counts by local day, state and
-        archived flag), ``day`` (the summary of ``day``, or ``None``) and ``calls`` (counts and
-        recording IDs named, per endpoint and split by HTTP status).
+        archived flag), ``day`` (the summary of ``day``, or ``None``), ``calls`` (counts and
+        recording IDs named, per endpoint and split by HTTP status, status 0 meaning the connection
+        was dropped unanswered) and ``faults`` (``injected``, the number of calls a fault was
+        injected into, and ``by_endpoint``, those calls counted per endpoint and fault).
     :raises ValueError: if the day or the timezone is not valid.
     """
     moment = now_timestamp() if now is None else now
@@ -86,6 +99,7 @@ def compute_stats(
         "recordings_by_day": _recordings_by_day(store, timezone, moment),
         "day": None if day is None else _day_summary(store, day, timezone, moment),
         "calls": _calls(store),
+        "faults": _faults(store),
     }
 
 

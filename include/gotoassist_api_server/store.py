@@ -2,7 +2,8 @@
 
 Everything the server knows lives in one SQLite file, so a restarted server carries on where it
 stopped: the account directory (accounts, users, companies), the OAuth credentials and issued access
-tokens, the recordings with their lifecycle, and a log of every API call for the statistics.
+tokens, the recordings with their lifecycle, and a log of every API call for the statistics, each
+with the fault injected into it, if any.
 
 Instants are stored as POSIX timestamps. A recording's ``start_time`` is a whole number of seconds;
 the lifecycle instants keep their fractions so sub-second transcode delays work.
@@ -89,7 +90,8 @@ CREATE TABLE IF NOT EXISTS calls (
     method TEXT NOT NULL,
     endpoint TEXT NOT NULL,
     status INTEGER NOT NULL,
-    recording_id_count INTEGER NOT NULL DEFAULT 0
+    recording_id_count INTEGER NOT NULL DEFAULT 0,
+    fault TEXT
 );
 """
 
@@ -280,6 +282,15 @@ class CallCount:
     recording_ids: int
 
 
+@dataclass(frozen=True)
+class FaultCount:
+    """How many calls to one endpoint one kind of fault was injected into."""
+
+    endpoint: str
+    fault: str
+    calls: int
+
+
 class RecordingStore:
     """The server's state in one SQLite file, safe to share between request threads.
 
@@ -298,6 +309,10 @@ class RecordingStore:
         self._connection.execute("PRAGMA foreign_keys = ON")
         with self._lock:
             self._connection.executescript(_SCHEMA)
+            # Database files written before fault injection existed lack the call log's fault column.
+            call_columns = {row["name"] for row in self._connection.execute("PRAGMA table_info(calls)")}
+            if "fault" not in call_columns:
+                self._connection.execute("ALTER TABLE calls ADD COLUMN fault TEXT")
 
     def close(self) -> None:
         """Close the connection; the store cannot be used afterwards."""
@@ -652,21 +667,28 @@ class RecordingStore:
     # Call log and statistics
 
     def record_call(
-        self, called_at: float, method: str, endpoint: str, status: int, recording_id_count: int
+        self,
+        called_at: float,
+        method: str,
+        endpoint: str,
+        status: int,
+        recording_id_count: int,
+        fault: str | None = None,
     ) -> None:
         """Log one API call.
 
         :param called_at: when the call arrived.
         :param method: the HTTP method.
         :param endpoint: the endpoint name, e.g. ``transcode``.
-        :param status: the HTTP status returned.
+        :param status: the HTTP status returned; 0 if the connection was closed without an answer.
         :param recording_id_count: how many recording IDs the call named.
+        :param fault: the fault injected into the call, e.g. ``drop-after``; ``None`` for none.
         """
         with self.transaction() as connection:
             connection.execute(
-                "INSERT INTO calls (called_at, method, endpoint, status, recording_id_count) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (called_at, method, endpoint, status, recording_id_count),
+                "INSERT INTO calls (called_at, method, endpoint, status, recording_id_count, fault) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (called_at, method, endpoint, status, recording_id_count, fault),
             )
 
     def call_counts(self) -> list[CallCount]:
@@ -687,6 +709,17 @@ class RecordingStore:
             )
             for row in rows
         ]
+
+    def fault_counts(self) -> list[FaultCount]:
+        """Count the logged calls that had a fault injected, by endpoint and fault.
+
+        :return: one entry per endpoint and fault, sorted.
+        """
+        rows = self._query(
+            "SELECT endpoint, fault, COUNT(*) AS calls FROM calls WHERE fault IS NOT NULL "
+            "GROUP BY endpoint, fault ORDER BY endpoint, fault"
+        )
+        return [FaultCount(endpoint=row["endpoint"], fault=row["fault"], calls=row["calls"]) for row in rows]
 
     def state_counts_by_period(self, now: float, period_seconds: int) -> list[sqlite3.Row]:
         """Count recordings by start period, state and archived flag.

@@ -10,6 +10,13 @@ Example::
         requests.post(server.token_url, ...)
         requests.get(f"{server.api_url}/archive/recordings", ...)
         assert server.stats(day="2026-11-13")["day"]["archived_before_ready"] == 0
+
+Faults (see :mod:`gotoassist_api_server.faults`) are set at start or at run time::
+
+    with running_server(db_path, faults=FaultPlan(probabilities={"list": {"unavailable": 0.2}})) as server:
+        server.fail_next("archive", "drop-after", times=2)
+        ...
+        print(f"{server.stats()['faults']['injected']} faults injected and survived")
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from typing import IO, Any
 import requests
 
 import gotoassist_api_server
+from gotoassist_api_server.faults import Endpoint, FaultKind, FaultPlan, QueuedFaults
 from gotoassist_api_server.settings import ServerSettings
 
 #: How long to wait for a starting server to answer.
@@ -44,14 +52,16 @@ class ServerError(RuntimeError):
 class ServerHandle:
     """A local API server running in a subprocess, on a database file.
 
-    Settings changed through :meth:`update_settings` are remembered, so :meth:`restart` brings the
-    server back with the same behaviour, on the same port and database.
+    Settings changed through :meth:`update_settings` and the fault plan set through :meth:`set_faults`,
+    :meth:`fail_next` or :meth:`clear_faults` are remembered, so :meth:`restart` brings the server back
+    with the same behaviour, on the same port and database.
 
     :param db_path: the SQLite database file.
     :param settings: the behaviour options to start with.
     :param workdir: a directory for the port file and the server's output.
     :param host: the address to listen on.
     :param log_level: the server's log level.
+    :param faults: the fault plan to start with; none injected when ``None``.
     """
 
     def __init__(
@@ -61,9 +71,12 @@ class ServerHandle:
         workdir: str | os.PathLike[str],
         host: str = "127.0.0.1",
         log_level: str = "warning",
+        faults: FaultPlan | None = None,
     ) -> None:
         self.db_path = Path(db_path)
         self.settings = settings
+        #: The fault plan as last known: what :meth:`start` passes on.
+        self.faults = faults or FaultPlan()
         self.host = host
         self.log_level = log_level
         self.port = 0
@@ -110,6 +123,7 @@ class ServerHandle:
             "--log-level",
             self.log_level,
             *self.settings.to_cli_arguments(),
+            *self.faults.to_cli_arguments(),
         ]
         # The package directory's parent goes first on the path, so the subprocess runs this very
         # code even where the project is not installed.
@@ -162,7 +176,13 @@ class ServerHandle:
             self._log = None
 
     def restart(self) -> None:
-        """Stop the server and start it again on the same port, database and settings."""
+        """Stop the server and start it again on the same port, database, settings and fault plan.
+
+        The plan comes back with what was left of its queues when the server stopped, as far as the
+        server still answered; its probability draws start from the seed again.
+        """
+        with contextlib.suppress(requests.RequestException, ServerError):
+            self.faults = self.faults_in_force()
         self.stop()
         self.start()
 
@@ -206,10 +226,57 @@ class ServerHandle:
         )
         return self.settings
 
+    def faults_in_force(self) -> FaultPlan:
+        """Fetch the fault plan in force, with what is left of its queues.
+
+        :return: the plan.
+        """
+        return FaultPlan.model_validate(self._admin("GET", "faults"))
+
+    def set_faults(self, plan: FaultPlan | None = None, /, **fields: Any) -> FaultPlan:
+        """Replace the fault plan of the running server; later restarts keep it.
+
+        :param plan: the new plan; when ``None``, one is built from ``fields``.
+        :param fields: fields of :class:`FaultPlan`, e.g.
+            ``probabilities={"list": {"unavailable": 0.2}}, seed=3``.
+        :return: the plan now in force.
+        """
+        wanted = plan if plan is not None else FaultPlan(**fields)
+        self.faults = FaultPlan.model_validate(
+            self._admin("POST", "faults", json=wanted.model_dump(mode="json"))
+        )
+        return self.faults
+
+    def fail_next(self, endpoint: Endpoint | str, fault: FaultKind | str, times: int = 1) -> FaultPlan:
+        """Make the next calls to an endpoint fail, after any faults already queued for it.
+
+        :param endpoint: the endpoint, e.g. ``transcode``.
+        :param fault: the fault, e.g. ``drop-after``.
+        :param times: how many calls it fails.
+        :return: the plan now in force.
+        """
+        queued = QueuedFaults(endpoint=endpoint, fault=fault, times=times)
+        self.faults = FaultPlan.model_validate(
+            self._admin("POST", "faults/next", json=queued.model_dump(mode="json"))
+        )
+        return self.faults
+
+    def clear_faults(self) -> FaultPlan:
+        """Inject no faults any more.
+
+        :return: the plan now in force, the default one.
+        """
+        return self.set_faults(FaultPlan())
+
 
 @contextlib.contextmanager
 def running_server(
-    db_path: str | os.PathLike[str], *, host: str = "127.0.0.1", log_level: str = "warning", **settings: Any
+    db_path: str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    log_level: str = "warning",
+    faults: FaultPlan | None = None,
+    **settings: Any,
 ) -> Iterator[ServerHandle]:
     """Run the local API server in a subprocess for the duration of a block.
 
@@ -217,6 +284,7 @@ def running_server(
     :param host: the address to listen on.
     :param log_level: the server's log level; its output goes to ``handle.log_path``, a temporary
         file removed on exit.
+    :param faults: the fault plan to start with; none injected when ``None``.
     :param settings: behaviour options, as fields of :class:`ServerSettings`
         (e.g. ``transcode_delay=0.5``, ``id_transport="json"``).
     :return: a context manager yielding the handle of the running server, stopped on exit.
@@ -224,7 +292,9 @@ def running_server(
     """
     server_settings = ServerSettings(**settings)
     with tempfile.TemporaryDirectory(prefix="gotoassist-api-server-") as workdir:
-        handle = ServerHandle(db_path, server_settings, workdir, host=host, log_level=log_level)
+        handle = ServerHandle(
+            db_path, server_settings, workdir, host=host, log_level=log_level, faults=faults
+        )
         try:
             handle.start()
             yield handle

@@ -9,6 +9,7 @@ import pendulum
 import pytest
 import requests
 
+from gotoassist_api_server.faults import FaultPlan
 from gotoassist_api_server.seeding import (
     ACCOUNT_KEY,
     DEFAULT_CLIENT_ID,
@@ -94,10 +95,12 @@ def shared_server(seeded_database: SeededDatabase) -> Iterator[ServerHandle]:
 
 @pytest.fixture
 def server(shared_server: ServerHandle) -> Iterator[ServerHandle]:
-    """The shared server, with its settings put back after the test."""
+    """The shared server, with its settings put back and its faults cleared after the test."""
     yield shared_server
     if shared_server.settings != SHARED_SETTINGS:
         shared_server.update_settings(**SHARED_SETTINGS.model_dump())
+    if shared_server.faults != FaultPlan():
+        shared_server.clear_faults()
 
 
 @pytest.fixture
