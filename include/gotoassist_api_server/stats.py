@@ -43,6 +43,7 @@ def _day_summary(store: RecordingStore, day: str, timezone: str, now: float) -> 
     return {
         "day": day,
         "total": summary["total"],
+        "listed": summary["listed"],
         "transcoded": summary["transcoded"],
         "ready": summary["ready"],
         "archived": summary["archived"],

@@ -73,7 +73,9 @@ CREATE TABLE IF NOT EXISTS recordings (
     archived_at REAL,
     transcode_calls INTEGER NOT NULL DEFAULT 0,
     archive_calls INTEGER NOT NULL DEFAULT 0,
-    archived_before_ready INTEGER NOT NULL DEFAULT 0
+    archived_before_ready INTEGER NOT NULL DEFAULT 0,
+    -- How many list answers named the recording: whether a client found it at all.
+    listed_calls INTEGER NOT NULL DEFAULT 0
 );
 -- The list call walks recordings in start-time order and stops at the list limit. Account, user and
 -- company keys select large shares of all recordings, so they filter during that walk rather than
@@ -313,6 +315,13 @@ class RecordingStore:
             call_columns = {row["name"] for row in self._connection.execute("PRAGMA table_info(calls)")}
             if "fault" not in call_columns:
                 self._connection.execute("ALTER TABLE calls ADD COLUMN fault TEXT")
+            recording_columns = {
+                row["name"] for row in self._connection.execute("PRAGMA table_info(recordings)")
+            }
+            if "listed_calls" not in recording_columns:
+                self._connection.execute(
+                    "ALTER TABLE recordings ADD COLUMN listed_calls INTEGER NOT NULL DEFAULT 0"
+                )
 
     def close(self) -> None:
         """Close the connection; the store cannot be used afterwards."""
@@ -564,6 +573,13 @@ class RecordingStore:
         untranscoded = ordered_rows("recordings_by_lifecycle", "(ready_at IS NULL) = 1")
         transcoding = ordered_rows("recordings_by_ready_at", "ready_at > :now")
         not_ready = list(heapq.merge(untranscoded, transcoding))[:limit]
+        named = [recording_id for _, recording_id in ready + not_ready]
+        if named:
+            with self.transaction() as connection:
+                connection.executemany(
+                    "UPDATE recordings SET listed_calls = listed_calls + 1 WHERE recording_id = ?",
+                    [(recording_id,) for recording_id in named],
+                )
         return AvailableRecordings(
             ready_for_transcode=[recording_id for _, recording_id in not_ready],
             ready_for_download=[recording_id for _, recording_id in ready],
@@ -744,13 +760,14 @@ class RecordingStore:
         :param start: the window start, inclusive.
         :param end: the window end, exclusive.
         :param now: the instant readiness is judged at.
-        :return: a row of counts: ``total``, ``transcoded``, ``ready``, ``archived``,
+        :return: a row of counts: ``total``, ``listed``, ``transcoded``, ``ready``, ``archived``,
             ``archived_before_ready`` and ``touched_outside``.
         """
         inside = "start_time >= :start AND start_time < :end"
         return self._query(
             "SELECT "
             f"COALESCE(SUM({inside}), 0) AS total, "
+            f"COALESCE(SUM({inside} AND listed_calls > 0), 0) AS listed, "
             f"COALESCE(SUM({inside} AND transcode_calls > 0), 0) AS transcoded, "
             f"COALESCE(SUM({inside} AND ready_at IS NOT NULL AND ready_at <= :now), 0) AS ready, "
             f"COALESCE(SUM({inside} AND archived_at IS NOT NULL), 0) AS archived, "

@@ -113,6 +113,7 @@ def test_stats_count_recordings_and_calls(small_database, make_api, request_toke
     assert figures["day"] == {
         "day": DAY,
         "total": 12,
+        "listed": 12,
         "transcoded": 3,
         "ready": 6,
         "archived": 3,

@@ -75,6 +75,7 @@ def test_a_busy_day_is_transcoded_and_archived_completely(
     after = server.stats(day=DAY)
     day = after["day"]
     assert day["total"] == DAY_COUNT
+    assert day["listed"] == DAY_COUNT
     assert day["archived"] == DAY_COUNT
     assert day["unarchived"] == 0
     assert day["archived_before_ready"] == 0
