@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from collections.abc import Callable
+import time
 from dataclasses import dataclass
 
 import pendulum
@@ -18,34 +19,47 @@ from gotoassist_recordings.exceptions import (
 )
 from gotoassist_recordings.retries import RetryPolicy
 from gotoassist_recordings.settings import GoToAssistSettings
+from gotoassist_recordings.token_cache import KeptCredentials, MemoryTokenCache, TokenCache
 
 log = logging.getLogger(__name__)
 
-#: A token this close to its expiry is replaced before use, so no call races the expiry.
+#: Longest time before its expiry at which an access token is replaced, so no call races the expiry.
 EXPIRY_MARGIN_SECONDS = 60
+#: Share of a short-lived token's lifetime kept as margin instead, so it is still used at all.
+EXPIRY_MARGIN_SHARE = 0.2
+#: How long to wait before looking a refused refresh token up again, in case another task has just
+#: rotated it and is about to keep its successor.
+ROTATION_RACE_WAIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
 class AccessToken:
-    """A bearer token and the moment it stops working (``None``: unknown, never refreshed early)."""
+    """A bearer token and the moment it should be replaced (``None``: never, it is static)."""
 
     value: str
-    expires_at: pendulum.DateTime | None
+    renew_at: pendulum.DateTime | None
 
     def usable(self, now: pendulum.DateTime) -> bool:
-        return self.expires_at is None or now.add(seconds=EXPIRY_MARGIN_SECONDS) < self.expires_at
+        return self.renew_at is None or now < self.renew_at
+
+
+def renewal_time(obtained_at: pendulum.DateTime, lifetime_seconds: int) -> pendulum.DateTime:
+    """When a token valid for ``lifetime_seconds`` from ``obtained_at`` should be replaced."""
+    margin = min(EXPIRY_MARGIN_SECONDS, lifetime_seconds * EXPIRY_MARGIN_SHARE)
+    return obtained_at.add(seconds=lifetime_seconds - margin)
 
 
 class TokenProvider:
     """Hands out a valid access token for one connection, refreshing it when needed.
 
-    The grant is chosen from the connection: a refresh token, else a personal access
-    token; a static access token is used as is and cannot be renewed.
+    The grant is chosen from the connection: a refresh token, else a personal access token; a
+    static access token is used as is and cannot be renewed. What the token endpoint hands out
+    (the access token and, when it rotates them, a new refresh token) goes to ``cache``, from
+    which the next task or run of any worker starts.
 
     :param settings: the validated connection.
     :param retry_policy: retries of the token endpoint on transient faults.
-    :param refresh_token_rotated: called with the new refresh token when the token endpoint
-        issues one, so it can be kept for the next refresh.
+    :param cache: where obtained credentials are kept; in this process only when ``None``.
     """
 
     def __init__(
@@ -53,12 +67,11 @@ class TokenProvider:
         settings: GoToAssistSettings,
         *,
         retry_policy: RetryPolicy,
-        refresh_token_rotated: Callable[[str], None] | None = None,
+        cache: TokenCache | None = None,
     ) -> None:
         self._settings = settings
         self._retry_policy = retry_policy
-        self._refresh_token_rotated = refresh_token_rotated
-        self._refresh_token = settings.extra.refresh_token
+        self._cache = cache or MemoryTokenCache()
         self._lock = threading.Lock()
         self._token: AccessToken | None = None
         for secret in (
@@ -73,13 +86,15 @@ class TokenProvider:
     @property
     def can_renew(self) -> bool:
         """Whether a refused token can be replaced by asking the token endpoint again."""
-        return bool(self._refresh_token or self._settings.extra.personal_access_token)
+        extra = self._settings.extra
+        return bool(extra.refresh_token or extra.personal_access_token)
 
     def get(self) -> str:
-        """Return an access token that is valid for at least another minute, as far as known."""
+        """Return an access token that is not about to expire, as far as known."""
         with self._lock:
-            if self._token is None or not self._token.usable(pendulum.now("UTC")):
-                self._token = self._obtain()
+            now = pendulum.now("UTC")
+            if self._token is None or not self._token.usable(now):
+                self._token = self._kept_token(now) or self._obtain()
             return self._token.value
 
     def discard(self, refused_token: str) -> None:
@@ -87,32 +102,76 @@ class TokenProvider:
         with self._lock:
             if self._token is not None and self._token.value == refused_token:
                 self._token = None
+            kept = self._cache.load()
+            if kept is not None and kept.access_token == refused_token:
+                self._cache.save(KeptCredentials(refresh_token=kept.refresh_token))
+
+    def _kept_token(self, now: pendulum.DateTime) -> AccessToken | None:
+        """An access token another task obtained and kept, if it is still good."""
+        if not self.can_renew:
+            return None
+        kept = self._cache.load()
+        if kept is None or kept.access_token is None or kept.renew_at is None:
+            return None
+        token = AccessToken(kept.access_token, kept.renew_at)
+        return token if token.usable(now) else None
 
     def _obtain(self) -> AccessToken:
         extra = self._settings.extra
-        if extra.access_token and not self.can_renew:
-            return AccessToken(extra.access_token, expires_at=None)
-        if self._refresh_token:
-            grant = {"grant_type": "refresh_token", "refresh_token": self._refresh_token}
-            grant_name = "refresh token"
-        else:
+        if not self.can_renew:
+            return AccessToken(extra.access_token or "", renew_at=None)
+        if not extra.refresh_token:
             grant = {"grant_type": "personal_access_token", "pat": extra.personal_access_token or ""}
-            grant_name = "personal access token"
-        payload = self._retry_policy.call("token request", lambda: self._request_token(grant), log)
+            payload = self._grant(grant)
+            return self._keep(payload, refresh_token=None, grant_name="personal access token")
 
-        token = AccessToken(payload["access_token"], pendulum.now("UTC").add(seconds=payload["expires_in"]))
+        refresh_token = self._newest_refresh_token()
+        grant = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        try:
+            payload = self._grant(grant)
+        except CredentialsRefusedError:
+            # A worker refreshing at the same moment may have rotated the refresh token; its
+            # successor appears in the cache as soon as that worker has kept it.
+            time.sleep(ROTATION_RACE_WAIT_SECONDS)
+            newer = self._newest_refresh_token()
+            if newer == refresh_token:
+                raise
+            log.info("The refresh token was rotated by another task meanwhile; using the new one")
+            refresh_token = newer
+            grant = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+            payload = self._grant(grant)
+        issued = payload.get("refresh_token")
+        return self._keep(
+            payload,
+            refresh_token=issued or refresh_token,
+            grant_name="refresh token",
+            rotated=bool(issued) and issued != refresh_token,
+        )
+
+    def _grant(self, grant: dict[str, str]) -> dict:
+        return self._retry_policy.call("token request", functools.partial(self._request_token, grant), log)
+
+    def _newest_refresh_token(self) -> str:
+        kept = self._cache.load()
+        if kept is not None and kept.refresh_token:
+            return kept.refresh_token
+        return self._settings.extra.refresh_token or ""
+
+    def _keep(
+        self, payload: dict, *, refresh_token: str | None, grant_name: str, rotated: bool = False
+    ) -> AccessToken:
+        now = pendulum.now("UTC")
+        token = AccessToken(payload["access_token"], renewal_time(now, payload["expires_in"]))
         mask_secret(token.value)
-        new_refresh_token = payload.get("refresh_token")
-        if new_refresh_token and new_refresh_token != self._refresh_token and self._refresh_token:
-            mask_secret(new_refresh_token)
-            self._refresh_token = new_refresh_token
-            if self._refresh_token_rotated is not None:
-                self._refresh_token_rotated(new_refresh_token)
+        if refresh_token:
+            mask_secret(refresh_token)
+        self._cache.save(KeptCredentials(refresh_token, token.value, token.renew_at))
         log.info(
-            "Obtained a GoToAssist access token with the %s of connection %r, valid for %d s",
+            "Obtained a GoToAssist access token with the %s of connection %r, valid for %d s%s",
             grant_name,
             self._settings.conn_id,
             payload["expires_in"],
+            "; the token endpoint issued a new refresh token, kept for the next refresh" if rotated else "",
         )
         return token
 

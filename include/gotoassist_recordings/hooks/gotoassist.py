@@ -30,6 +30,7 @@ from gotoassist_recordings.models import (
 )
 from gotoassist_recordings.retries import RetryPolicy
 from gotoassist_recordings.settings import AuthScheme, GoToAssistSettings, IdTransport
+from gotoassist_recordings.token_cache import VariableTokenCache, fingerprint
 from gotoassist_recordings.windows import TimeWindow
 
 API_ROOT = "G2A/rest/v1"
@@ -91,8 +92,16 @@ class GoToAssistHook(HttpHook):
 
     @cached_property
     def tokens(self) -> TokenProvider:
-        """Access tokens of the connection."""
-        return TokenProvider(self.settings, retry_policy=self.retry_policy)
+        """Access tokens of the connection, shared with its other tasks through an Airflow Variable."""
+        settings = self.settings
+        extra = settings.extra
+        cache = VariableTokenCache(
+            settings.conn_id,
+            fingerprint(
+                extra.token_url, settings.client_id, extra.refresh_token, extra.personal_access_token
+            ),
+        )
+        return TokenProvider(settings, retry_policy=self.retry_policy, cache=cache)
 
     def get_conn(
         self, headers: dict[str, Any] | None = None, extra_options: dict[str, Any] | None = None
