@@ -54,6 +54,16 @@ READY_POKE_INTERVAL = float(os.environ.get("GOTOASSIST_READY_POKE_INTERVAL", "30
 
 log = logging.getLogger(__name__)
 
+LIST_DOC = """Lists every not-archived recording of the run's window, narrowing the window wherever a
+list comes back full, and returns chunks of at most 500 recording IDs. Its log ends with one line
+counting what was listed, in how many chunks and with how many list calls."""
+TRANSCODE_DOC = """Asks GoToAssist to transcode this chunk. Skipped for chunks that were already ready
+for download when listed. Harmless to repeat: clear it at any time."""
+WAIT_DOC = """Waits until the API reports every recording of this chunk ready for download,
+checking every few minutes without holding a worker slot (reschedule mode)."""
+ARCHIVE_DOC = """Marks this chunk archived, but only the recordings the API reports ready for download;
+any others stay unarchived and fail the task, naming them."""
+
 _DAY = {"type": ["null", "string"], "format": "date"}
 _KEY = {"type": ["null", "string"], "pattern": "^[0-9]+$"}
 
@@ -110,6 +120,7 @@ def gotoassist_recordings() -> None:
 
     list_recordings = GoToAssistListRecordingsOperator(
         task_id="list_recordings",
+        doc_md=LIST_DOC,
         window_start=window["start"],
         window_end=window["end"],
         account_key="{{ params.account_key or '' }}",
@@ -119,21 +130,28 @@ def gotoassist_recordings() -> None:
     )
 
     @task_group
-    def process_chunk(recording_ids: list[str], already_ready: bool) -> None:
+    def process_chunk(recording_ids: list[str], already_ready: bool, label: str) -> None:
         """Transcode one chunk, wait until all of it is ready for download, then archive it."""
+        # Each mapped task is shown by its chunk's label, e.g. "chunk 3/7 · 500 recordings".
+        chunk = {
+            "recording_ids": recording_ids,
+            "chunk_label": label,
+            "map_index_template": "{{ task.chunk_label }}",
+        }
         transcode = GoToAssistTranscodeRecordingsOperator(
-            task_id="transcode", recording_ids=recording_ids, already_ready=already_ready
+            task_id="transcode", already_ready=already_ready, doc_md=TRANSCODE_DOC, **chunk
         )
         wait_until_ready = GoToAssistRecordingsReadySensor(
             task_id="wait_until_ready",
-            recording_ids=recording_ids,
             mode="reschedule",
             poke_interval=READY_POKE_INTERVAL,
             timeout=timedelta(hours=12).total_seconds(),
             # Chunks that were ready when listed skip transcoding and come straight here.
             trigger_rule=TriggerRule.NONE_FAILED,
+            doc_md=WAIT_DOC,
+            **chunk,
         )
-        archive = GoToAssistArchiveRecordingsOperator(task_id="archive", recording_ids=recording_ids)
+        archive = GoToAssistArchiveRecordingsOperator(task_id="archive", doc_md=ARCHIVE_DOC, **chunk)
         transcode >> wait_until_ready >> archive
 
     process_chunk.expand_kwargs(list_recordings.output)

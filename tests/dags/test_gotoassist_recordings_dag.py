@@ -98,6 +98,18 @@ def test_a_busy_day_is_transcoded_and_archived_completely(
         assert recordings[recording_id]["archived_at"] is None
         assert recordings[recording_id]["transcode_requested_at"] is None
 
+    # Every mapped task is shown by its chunk: three to transcode, then the one ready when listed.
+    chunks = math.ceil(to_transcode / 500) + math.ceil(len(busy.ready_recording_ids) / 500)
+    labels = sorted(
+        ti.rendered_map_index for ti in run.get_task_instances() if ti.task_id == "process_chunk.archive"
+    )
+    assert labels == sorted(
+        f"chunk {number}/{chunks} · {size} recordings{' · ready when listed' if number == chunks else ''}"
+        for number, size in zip(
+            range(1, chunks + 1), [500, 500, to_transcode - 1000, len(busy.ready_recording_ids)], strict=True
+        )
+    )
+
 
 def test_an_empty_day_succeeds_with_the_chunk_work_skipped(
     nightly_dag: Any, server: ServerHandle, seeded: tuple[Path, SeedResult, SeedResult]

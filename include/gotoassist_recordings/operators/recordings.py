@@ -27,11 +27,22 @@ if TYPE_CHECKING:
 
 
 class _GoToAssistOperator(BaseOperator):
-    """Shared plumbing: the connection ID and a hook created on first use."""
+    """Shared plumbing: the connection ID, a hook created on first use, and a chunk's label.
 
-    def __init__(self, *, gotoassist_conn_id: str = GoToAssistHook.default_conn_name, **kwargs: Any) -> None:
+    :param chunk_label: names the chunk a mapped task works on, for ``map_index_template``
+        (templated).
+    """
+
+    def __init__(
+        self,
+        *,
+        gotoassist_conn_id: str = GoToAssistHook.default_conn_name,
+        chunk_label: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.gotoassist_conn_id = gotoassist_conn_id
+        self.chunk_label = chunk_label
 
     @cached_property
     def hook(self) -> GoToAssistHook:
@@ -42,9 +53,10 @@ class GoToAssistListRecordingsOperator(_GoToAssistOperator):
     """List every not-archived recording of a time window and cut it into chunks.
 
     Returns a list of chunk descriptors, ready for ``expand_kwargs``:
-    ``{"recording_ids": [...], "already_ready": bool}`` with at most ``chunk_size`` IDs
-    each. Recordings still to be transcoded come first; ``already_ready`` marks chunks
-    the API already reported ready for download, which need no transcoding.
+    ``{"recording_ids": [...], "already_ready": bool, "label": str}`` with at most
+    ``chunk_size`` IDs each. Recordings still to be transcoded come first; ``already_ready``
+    marks chunks the API already reported ready for download, which need no transcoding;
+    ``label`` names the chunk for people, e.g. ``chunk 3/7 · 500 recordings``.
 
     :param window_start: first moment of the window, inclusive (templated).
     :param window_end: end of the window, exclusive (templated).
@@ -109,8 +121,14 @@ class GoToAssistListRecordingsOperator(_GoToAssistOperator):
             len(ready_chunks),
             listed.list_calls,
         )
-        return [{"recording_ids": chunk, "already_ready": False} for chunk in transcode_chunks] + [
-            {"recording_ids": chunk, "already_ready": True} for chunk in ready_chunks
+        chunks = [(chunk, False) for chunk in transcode_chunks] + [(chunk, True) for chunk in ready_chunks]
+        return [
+            {
+                "recording_ids": chunk,
+                "already_ready": already_ready,
+                "label": _chunk_label(number, len(chunks), len(chunk), already_ready),
+            }
+            for number, (chunk, already_ready) in enumerate(chunks, start=1)
         ]
 
     def _filter(self) -> RecordingFilter:
@@ -142,7 +160,7 @@ class GoToAssistTranscodeRecordingsOperator(_GoToAssistOperator):
     :param gotoassist_conn_id: the ``gotoassist`` connection (templated).
     """
 
-    template_fields: Sequence[str] = ("recording_ids", "already_ready", "gotoassist_conn_id")
+    template_fields: Sequence[str] = ("recording_ids", "already_ready", "chunk_label", "gotoassist_conn_id")
 
     def __init__(self, *, recording_ids: list[str] | str, already_ready: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -177,7 +195,7 @@ class GoToAssistArchiveRecordingsOperator(_GoToAssistOperator):
     :param gotoassist_conn_id: the ``gotoassist`` connection (templated).
     """
 
-    template_fields: Sequence[str] = ("recording_ids", "gotoassist_conn_id")
+    template_fields: Sequence[str] = ("recording_ids", "chunk_label", "gotoassist_conn_id")
 
     def __init__(self, *, recording_ids: list[str] | str, require_ready: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -239,3 +257,8 @@ def _check_map_length(chunks: int, chunk_size: int) -> None:
             f"[core] max_map_length of {limit}. Raise max_map_length (AIRFLOW__CORE__MAX_MAP_LENGTH) "
             "or process the window in shorter runs; nothing was transcoded or archived."
         )
+
+
+def _chunk_label(number: int, total: int, size: int, already_ready: bool) -> str:
+    """Name a chunk for the Airflow UI, e.g. ``chunk 3/7 · 500 recordings``."""
+    return f"chunk {number}/{total} · {size} recordings{' · ready when listed' if already_ready else ''}"

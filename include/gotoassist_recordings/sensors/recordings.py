@@ -23,20 +23,23 @@ class GoToAssistRecordingsReadySensor(BaseSensorOperator):
     become ready, and the archive step reports them.
 
     :param recording_ids: at most 500 recording IDs (templated).
+    :param chunk_label: names the chunk, for ``map_index_template`` (templated).
     :param gotoassist_conn_id: the ``gotoassist`` connection (templated).
     """
 
-    template_fields: Sequence[str] = ("recording_ids", "gotoassist_conn_id")
+    template_fields: Sequence[str] = ("recording_ids", "chunk_label", "gotoassist_conn_id")
 
     def __init__(
         self,
         *,
         recording_ids: list[str] | str,
+        chunk_label: str | None = None,
         gotoassist_conn_id: str = GoToAssistHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.recording_ids = recording_ids
+        self.chunk_label = chunk_label
         self.gotoassist_conn_id = gotoassist_conn_id
 
     @cached_property
