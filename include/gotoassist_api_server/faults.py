@@ -372,6 +372,21 @@ async def _json_error(send: Send, status: int, message: str, headers: dict[str, 
     await _answer(send, status, json.dumps({"error": message}).encode(), "application/json", headers)
 
 
+async def _read_request(receive: Receive) -> Receive:
+    """Read a request's whole body now and return a ``receive`` that replays it."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return replay
+
+
 async def _discard(message: Message) -> None:
     """Swallow a response the client is never to see."""
 
@@ -454,8 +469,11 @@ class FaultMiddleware:
         elif fault is FaultKind.MALFORMED_JSON:
             await _answer(send, 200, _TRUNCATED_JSON[endpoint], "application/json")
         elif fault is FaultKind.SLOW:
+            # Read the request before the delay: a client that times out meanwhile has gone by
+            # the time the handler runs, and the call must still be applied, as a real server would.
+            request = await _read_request(receive)
             await asyncio.sleep(plan.slow_seconds)
-            await self.app(scope, receive, send)
+            await self.app(scope, request, send)
         elif fault is FaultKind.DROP:
             await self._drop(scope, receive)
         elif fault is FaultKind.SERVER_ERROR_AFTER:
