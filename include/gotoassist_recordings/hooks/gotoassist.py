@@ -35,6 +35,10 @@ from gotoassist_recordings.windows import TimeWindow
 
 API_ROOT = "G2A/rest/v1"
 RECORDINGS = "archive/recordings"
+#: Retries of :meth:`GoToAssistHook.test_connection`. Someone is waiting for its answer in the
+#: connection form, so a host that cannot be reached is reported after one quick retry rather than
+#: after the minute or more a task's calls may spend on transient faults.
+TEST_CONNECTION_RETRY_POLICY = RetryPolicy(max_attempts=2, initial_wait=0.5, max_wait=1.0, max_total=10.0)
 
 
 @dataclass
@@ -192,13 +196,19 @@ class GoToAssistHook(HttpHook):
         return {link.recording_id for link in links}, outcome
 
     def test_connection(self) -> tuple[bool, str]:
-        """Obtain a token and, when the connection names a key, make one small list call."""
+        """Obtain a token and, when the connection names a key, make one small list call.
+
+        The calls are made by a separate hook of the same connection that retries under
+        :data:`TEST_CONNECTION_RETRY_POLICY`, so a failure is reported within seconds; this
+        hook's own retry policy and tokens are left as they were.
+        """
+        probe = GoToAssistHook(self.gotoassist_conn_id, retry_policy=TEST_CONNECTION_RETRY_POLICY)
         try:
-            self.tokens.get()
-            if not RecordingFilter().or_defaults(self._connection_filter()).has_key:
+            probe.tokens.get()
+            if not RecordingFilter().or_defaults(probe._connection_filter()).has_key:
                 return True, "Access token obtained; set a key in the connection to test the list call"
             end = pendulum.now("UTC").start_of("minute")
-            self.list_recordings(TimeWindow(end.subtract(minutes=1), end))
+            probe.list_recordings(TimeWindow(end.subtract(minutes=1), end))
         except Exception as error:
             return False, str(error)
         return True, "Access token obtained and the list call answered"
