@@ -98,7 +98,8 @@ _KEY = {"type": ["null", "string"], "pattern": "^[0-9]+$"}
     doc_md=__doc__,
 )
 def gotoassist_recordings() -> None:
-    @task(multiple_outputs=True)
+    # Wrong run parameters do not get better by waiting: fail at once, before anything is listed.
+    @task(multiple_outputs=True, retries=0)
     def resolve_window() -> dict[str, Any]:
         """Pick the start times this run covers and refuse run parameters it does not know."""
         context = get_current_context()
