@@ -8,7 +8,9 @@ previous day (midnight to midnight in the DAG's timezone) through their lifecycl
    the days named in the run's parameters (`first_day`, `last_day`).
 2. **list_recordings** lists every recording of that window that is not archived yet,
    narrowing the window wherever a list comes back full (the API returns at most 500
-   IDs per list), and cuts the result into chunks of at most 500 IDs.
+   IDs per list), and cuts the result into chunks of at most 500 IDs. It also sweeps
+   the days before the window (`look_back_days`, default 7) for recordings an earlier
+   run left ready for download but unarchived, and adds them as chunks of their own.
 3. **process_chunk** runs once per chunk: *transcode* asks for transcoding (skipped
    for chunks that were already ready for download), *wait_until_ready* waits until
    the API reports every recording of the chunk ready for download, and *archive*
@@ -18,8 +20,9 @@ A failure in one chunk stops only that chunk. No recording is archived before th
 reports it ready for download, and every step can be cleared and run again safely.
 
 Settings read from the environment when the DAG is parsed: `GOTOASSIST_TIMEZONE`
-(default `UTC`), `GOTOASSIST_CONN_ID` (default `gotoassist_default`) and
-`GOTOASSIST_READY_POKE_INTERVAL` (seconds between readiness checks, default 300).
+(default `UTC`), `GOTOASSIST_CONN_ID` (default `gotoassist_default`),
+`GOTOASSIST_READY_POKE_INTERVAL` (seconds between readiness checks, default 300) and
+`GOTOASSIST_LOOK_BACK_DAYS` (default of the `look_back_days` parameter, 7).
 """
 
 from __future__ import annotations
@@ -46,11 +49,12 @@ from gotoassist_recordings.operators.recordings import (
     GoToAssistTranscodeRecordingsOperator,
 )
 from gotoassist_recordings.sensors.recordings import GoToAssistRecordingsReadySensor
-from gotoassist_recordings.windows import run_window
+from gotoassist_recordings.windows import look_back_start, run_window
 
 TIMEZONE = os.environ.get("GOTOASSIST_TIMEZONE", "UTC")
 CONN_ID = os.environ.get("GOTOASSIST_CONN_ID", "gotoassist_default")
 READY_POKE_INTERVAL = float(os.environ.get("GOTOASSIST_READY_POKE_INTERVAL", "300"))
+LOOK_BACK_DAYS = int(os.environ.get("GOTOASSIST_LOOK_BACK_DAYS", "7"))
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,26 @@ _DAY = {"type": ["null", "string"], "format": "date"}
 _KEY = {"type": ["null", "string"], "pattern": "^[0-9]+$"}
 
 
+#: What a manual run may name; any other key in a run's configuration fails the run.
+PARAMS = {
+    "first_day": Param(None, **_DAY, description="First local day to process instead of the data interval."),
+    "last_day": Param(None, **_DAY, description="Last local day to process, inclusive (default: first_day)."),
+    "account_key": Param(None, **_KEY, description="accountKey filter (default: the connection's)."),
+    "user_key": Param(None, **_KEY, description="userKey filter (default: the connection's)."),
+    "company_id": Param(None, **_KEY, description="companyId filter (default: the connection's)."),
+    "session_type": Param(
+        None, type=["null", "integer"], enum=[None, 0, 1], description="0 attended, 1 unattended."
+    ),
+    "look_back_days": Param(
+        LOOK_BACK_DAYS,
+        type="integer",
+        minimum=0,
+        maximum=31,
+        description="Also process what earlier runs left unarchived in this many days before the window.",
+    ),
+}
+
+
 @dag(
     dag_id="gotoassist_recordings",
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone=TIMEZONE),
@@ -80,20 +104,7 @@ _KEY = {"type": ["null", "string"], "pattern": "^[0-9]+$"}
         "retry_delay": timedelta(minutes=2),
         "retry_exponential_backoff": 2.0,
     },
-    params={
-        "first_day": Param(
-            None, **_DAY, description="First local day to process instead of the data interval."
-        ),
-        "last_day": Param(
-            None, **_DAY, description="Last local day to process, inclusive (default: first_day)."
-        ),
-        "account_key": Param(None, **_KEY, description="accountKey filter (default: the connection's)."),
-        "user_key": Param(None, **_KEY, description="userKey filter (default: the connection's)."),
-        "company_id": Param(None, **_KEY, description="companyId filter (default: the connection's)."),
-        "session_type": Param(
-            None, type=["null", "integer"], enum=[None, 0, 1], description="0 attended, 1 unattended."
-        ),
-    },
+    params=PARAMS,
     tags=["gotoassist", "recordings"],
     doc_md=__doc__,
 )
@@ -104,9 +115,10 @@ def gotoassist_recordings() -> None:
         """Pick the start times this run covers and refuse run parameters it does not know."""
         context = get_current_context()
         params = context["params"]
-        unknown = sorted(set(context["dag_run"].conf or {}) - set(params))
+        # Airflow adds unknown configuration keys to the params, so compare with the declared ones.
+        unknown = sorted(set(context["dag_run"].conf or {}) - set(PARAMS))
         if unknown:
-            raise ValueError(f"Unknown run parameter(s) {unknown}; known: {sorted(params)}")
+            raise ValueError(f"Unknown run parameter(s) {unknown}; known: {sorted(PARAMS)}")
         window = run_window(
             data_interval_start=context["data_interval_start"],
             data_interval_end=context["data_interval_end"],
@@ -114,8 +126,17 @@ def gotoassist_recordings() -> None:
             first_day=params["first_day"],
             last_day=params["last_day"],
         )
-        log.info("This run covers recordings that started in %s", window)
-        return {"start": window.start.isoformat(), "end": window.end.isoformat()}
+        sweep_start = look_back_start(window, params["look_back_days"], TIMEZONE)
+        log.info(
+            "This run covers recordings that started in %s, and what is left over since %s",
+            window,
+            sweep_start.isoformat() if sweep_start else "nowhere (no look-back)",
+        )
+        return {
+            "start": window.start.isoformat(),
+            "end": window.end.isoformat(),
+            "look_back_start": sweep_start.isoformat() if sweep_start else None,
+        }
 
     window = resolve_window()
 
@@ -124,6 +145,7 @@ def gotoassist_recordings() -> None:
         doc_md=LIST_DOC,
         window_start=window["start"],
         window_end=window["end"],
+        look_back_start=window["look_back_start"],
         account_key="{{ params.account_key or '' }}",
         user_key="{{ params.user_key or '' }}",
         company_id="{{ params.company_id or '' }}",

@@ -90,6 +90,20 @@ def run_window(
     return TimeWindow.for_days(first, last, timezone)
 
 
+def look_back_start(window: TimeWindow, days: int, timezone: str) -> pendulum.DateTime | None:
+    """Where a sweep for recordings left over by earlier runs starts: ``days`` local days before
+    the day ``window`` starts on, at midnight. ``None`` when ``days`` is 0.
+
+    :raises ValueError: if ``days`` is negative.
+    """
+    if days < 0:
+        raise ValueError(f"look_back_days must be 0 or more, got {days}")
+    if days == 0:
+        return None
+    first_day = window.start.in_timezone(timezone).date().subtract(days=days)
+    return pendulum.datetime(first_day.year, first_day.month, first_day.day, tz=timezone)
+
+
 def _date(value: str | None, name: str) -> pendulum.Date:
     try:
         parsed = pendulum.parse(str(value), exact=True)

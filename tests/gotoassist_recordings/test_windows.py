@@ -5,7 +5,7 @@ import itertools
 import pendulum
 import pytest
 
-from gotoassist_recordings.windows import TimeWindow, run_window
+from gotoassist_recordings.windows import TimeWindow, look_back_start, run_window
 
 
 def test_api_params_are_iso_8601_utc_without_milliseconds():
@@ -87,3 +87,27 @@ def test_window_refuses_empty_and_fractional_bounds():
         TimeWindow(moment, moment)
     with pytest.raises(ValueError, match="not a whole second"):
         TimeWindow(moment, moment.add(microseconds=500))
+
+
+@pytest.mark.parametrize(
+    ("timezone", "days", "expected"),
+    [
+        pytest.param("UTC", 7, pendulum.datetime(2026, 10, 22), id="a-week-in-utc"),
+        # The week before 2026-10-29 in Berlin holds the 25-hour day of 2026-10-25.
+        pytest.param(
+            "Europe/Berlin", 7, pendulum.datetime(2026, 10, 22, tz="Europe/Berlin"), id="across-fall-back"
+        ),
+        pytest.param("UTC", 0, None, id="none"),
+    ],
+)
+def test_the_look_back_starts_at_local_midnight_whole_days_before_the_window(timezone, days, expected):
+    window = TimeWindow.for_days(pendulum.date(2026, 10, 29), pendulum.date(2026, 10, 29), timezone)
+
+    assert look_back_start(window, days, timezone) == expected
+
+
+def test_a_negative_look_back_is_refused():
+    window = TimeWindow.for_days(pendulum.date(2026, 10, 29), pendulum.date(2026, 10, 29), "UTC")
+
+    with pytest.raises(ValueError, match="look_back_days must be 0 or more, got -1"):
+        look_back_start(window, -1, "UTC")

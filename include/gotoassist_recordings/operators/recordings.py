@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -58,8 +59,16 @@ class GoToAssistListRecordingsOperator(_GoToAssistOperator):
     marks chunks the API already reported ready for download, which need no transcoding;
     ``label`` names the chunk for people, e.g. ``chunk 3/7 · 500 recordings``.
 
+    With ``look_back_start``, the stretch from there to ``window_start`` is listed too: its
+    recordings that are ready for download but not archived (left over by earlier runs,
+    for example because transcoding took longer than their run waited) are archived in
+    chunks of their own, labelled as left over. Recordings there that are not transcoded
+    yet are left alone and counted in a warning.
+
     :param window_start: first moment of the window, inclusive (templated).
     :param window_end: end of the window, exclusive (templated).
+    :param look_back_start: where the sweep for left-over recordings starts; it ends at
+        ``window_start``. Empty or ``None`` for no sweep (templated).
     :param account_key: accountKey filter; unset keys come from the connection (templated).
     :param user_key: userKey filter (templated).
     :param company_id: companyId filter (templated).
@@ -71,6 +80,7 @@ class GoToAssistListRecordingsOperator(_GoToAssistOperator):
     template_fields: Sequence[str] = (
         "window_start",
         "window_end",
+        "look_back_start",
         "account_key",
         "user_key",
         "company_id",
@@ -83,6 +93,7 @@ class GoToAssistListRecordingsOperator(_GoToAssistOperator):
         *,
         window_start: str | datetime,
         window_end: str | datetime,
+        look_back_start: str | datetime | None = None,
         account_key: str | int | None = None,
         user_key: str | int | None = None,
         company_id: str | int | None = None,
@@ -95,6 +106,7 @@ class GoToAssistListRecordingsOperator(_GoToAssistOperator):
             raise ValueError(f"chunk_size must be between 1 and {MAX_IDS_PER_CALL}, got {chunk_size}")
         self.window_start = window_start
         self.window_end = window_end
+        self.look_back_start = look_back_start
         self.account_key = account_key
         self.user_key = user_key
         self.company_id = company_id
@@ -105,31 +117,61 @@ class GoToAssistListRecordingsOperator(_GoToAssistOperator):
         window = TimeWindow(
             _moment(self.window_start, "window_start"), _moment(self.window_end, "window_end")
         )
-        listed = self.hook.list_all_recordings(window, self._filter())
-
-        transcode_chunks = split_into_chunks(listed.ready_for_transcode, self.chunk_size)
-        ready_chunks = split_into_chunks(listed.ready_for_download, self.chunk_size)
-        _check_map_length(len(transcode_chunks) + len(ready_chunks), self.chunk_size)
-        self.log.info(
-            "Listed %d recordings that started in %s: %d to transcode in %d chunks, "
-            "%d already ready for download in %d chunks (%d list calls)",
-            listed.total,
-            window,
-            len(listed.ready_for_transcode),
-            len(transcode_chunks),
-            len(listed.ready_for_download),
-            len(ready_chunks),
-            listed.list_calls,
+        look_back = self._look_back(window)
+        recording_filter = self._filter()
+        listed = self.hook.list_all_recordings(window, recording_filter)
+        batches = [
+            _Batch(listed.ready_for_transcode, already_ready=False),
+            _Batch(listed.ready_for_download, already_ready=True),
+        ]
+        summary = (
+            f"Listed {listed.total} recordings that started in {window}: "
+            f"{len(listed.ready_for_transcode)} to transcode, "
+            f"{len(listed.ready_for_download)} already ready for download"
         )
-        chunks = [(chunk, False) for chunk in transcode_chunks] + [(chunk, True) for chunk in ready_chunks]
+        list_calls = listed.list_calls
+
+        if look_back is not None:
+            left_over = self.hook.list_all_recordings(look_back, recording_filter)
+            batches.append(_Batch(left_over.ready_for_download, already_ready=True, left_over=True))
+            summary += (
+                f"; {len(left_over.ready_for_download)} left ready for download but unarchived in {look_back}"
+            )
+            list_calls += left_over.list_calls
+            if left_over.ready_for_transcode:
+                self.log.warning(
+                    "%d recordings of the look-back days %s are not transcoded yet; they are left "
+                    "alone (still transcoding, or their own day's run did not reach them: run that "
+                    "day again to have them transcoded)",
+                    len(left_over.ready_for_transcode),
+                    look_back,
+                )
+
+        chunks = [
+            (chunk, batch)
+            for batch in batches
+            for chunk in split_into_chunks(batch.recording_ids, self.chunk_size)
+        ]
+        _check_map_length(len(chunks), self.chunk_size)
+        self.log.info("%s; %d chunks, %d list calls", summary, len(chunks), list_calls)
         return [
             {
                 "recording_ids": chunk,
-                "already_ready": already_ready,
-                "label": _chunk_label(number, len(chunks), len(chunk), already_ready),
+                "already_ready": batch.already_ready,
+                "label": _chunk_label(number, len(chunks), len(chunk), batch),
             }
-            for number, (chunk, already_ready) in enumerate(chunks, start=1)
+            for number, (chunk, batch) in enumerate(chunks, start=1)
         ]
+
+    def _look_back(self, window: TimeWindow) -> TimeWindow | None:
+        if self.look_back_start in (None, ""):
+            return None
+        start = _moment(self.look_back_start, "look_back_start")
+        if start >= window.start:
+            raise GoToAssistConfigError(
+                f"look_back_start {start.isoformat()} must be before window_start {window.start.isoformat()}"
+            )
+        return TimeWindow(start, window.start)
 
     def _filter(self) -> RecordingFilter:
         session_type = self.session_type
@@ -259,6 +301,20 @@ def _check_map_length(chunks: int, chunk_size: int) -> None:
         )
 
 
-def _chunk_label(number: int, total: int, size: int, already_ready: bool) -> str:
-    """Name a chunk for the Airflow UI, e.g. ``chunk 3/7 · 500 recordings``."""
-    return f"chunk {number}/{total} · {size} recordings{' · ready when listed' if already_ready else ''}"
+@dataclass(frozen=True)
+class _Batch:
+    """Recordings listed together that share what is left to do, before they are cut into chunks."""
+
+    recording_ids: list[str]
+    already_ready: bool
+    left_over: bool = False
+
+
+def _chunk_label(number: int, total: int, size: int, batch: _Batch) -> str:
+    """Name a chunk for the Airflow UI, e.g. ``chunk 3/7 · 500 recordings · ready when listed``."""
+    notes = [f"chunk {number}/{total}", f"{size} recordings"]
+    if batch.already_ready:
+        notes.append("ready when listed")
+    if batch.left_over:
+        notes.append("left over from earlier days")
+    return " · ".join(notes)

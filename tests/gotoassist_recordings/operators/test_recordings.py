@@ -15,6 +15,7 @@ from gotoassist_api_server.seeding import DEFAULT_PERSONAL_ACCESS_TOKEN
 from gotoassist_recordings.exceptions import (
     ChunkTooLargeError,
     CredentialsRefusedError,
+    GoToAssistConfigError,
     GoToAssistError,
     RecordingsRefusedError,
 )
@@ -113,6 +114,51 @@ def test_chunks_already_ready_skip_transcoding(fresh_api, make_connection):
     with pytest.raises(AirflowSkipException, match="already ready"):
         transcode(conn_id, chunks[1]["recording_ids"], already_ready=True)
     assert api.calls(since=before) == []
+
+
+def test_the_look_back_sweep_adds_left_over_ready_recordings_only(fresh_api, make_connection):
+    # Two days before DAY: recordings transcoded but never archived (their run gave up waiting),
+    # and recordings never transcoded; three days before: leftovers outside the look-back.
+    api = fresh_api(
+        {
+            DAY: {"count": 30, "neighbours": 0, "ready_fraction": 0.0},
+            "2026-11-11": {"count": 20, "neighbours": 0, "ready_fraction": 0.5},
+            "2026-11-10": {"count": 5, "neighbours": 0, "ready_fraction": 1.0},
+        }
+    )
+    left_over = api.seeded["2026-11-11"]
+    operator = GoToAssistListRecordingsOperator(
+        task_id="list_recordings",
+        gotoassist_conn_id=make_connection(api.base_url),
+        window_start=f"{DAY}T00:00:00Z",
+        window_end=f"{NEXT_DAY}T00:00:00Z",
+        look_back_start="2026-11-11T00:00:00Z",
+    )
+
+    chunks = operator.execute({})
+
+    assert [(chunk["already_ready"], chunk["label"]) for chunk in chunks] == [
+        (False, "chunk 1/2 · 30 recordings"),
+        (True, "chunk 2/2 · 10 recordings · ready when listed · left over from earlier days"),
+    ]
+    assert set(chunks[0]["recording_ids"]) == set(api.seeded[DAY].day_recording_ids)
+    assert set(chunks[1]["recording_ids"]) == set(left_over.ready_recording_ids)
+
+
+def test_a_look_back_that_does_not_end_before_the_window_is_refused(api, make_connection):
+    operator = GoToAssistListRecordingsOperator(
+        task_id="list_recordings",
+        gotoassist_conn_id=make_connection(api.base_url),
+        window_start=f"{DAY}T00:00:00Z",
+        window_end=f"{NEXT_DAY}T00:00:00Z",
+        look_back_start=f"{DAY}T06:00:00Z",
+    )
+    before = api.last_call_id()
+
+    with pytest.raises(GoToAssistConfigError, match=r"look_back_start .* must be before window_start"):
+        operator.execute({})
+
+    assert api.calls(since=before, endpoints="list") == []
 
 
 def test_full_chunk_with_duplicates_is_one_call(api, make_connection):
