@@ -22,7 +22,9 @@ reports it ready for download, and every step can be cleared and run again safel
 Settings read from the environment when the DAG is parsed: `GOTOASSIST_TIMEZONE`
 (default `UTC`), `GOTOASSIST_CONN_ID` (default `gotoassist_default`),
 `GOTOASSIST_READY_POKE_INTERVAL` (seconds between readiness checks, default 300) and
-`GOTOASSIST_LOOK_BACK_DAYS` (default of the `look_back_days` parameter, 7).
+`GOTOASSIST_LOOK_BACK_DAYS` (default of the `look_back_days` parameter, 7) and
+`GOTOASSIST_API_POOL` (the Airflow pool of the tasks that call the API, default
+`gotoassist_api`; create it before the first run).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ TIMEZONE = os.environ.get("GOTOASSIST_TIMEZONE", "UTC")
 CONN_ID = os.environ.get("GOTOASSIST_CONN_ID", "gotoassist_default")
 READY_POKE_INTERVAL = float(os.environ.get("GOTOASSIST_READY_POKE_INTERVAL", "300"))
 LOOK_BACK_DAYS = int(os.environ.get("GOTOASSIST_LOOK_BACK_DAYS", "7"))
+API_POOL = os.environ.get("GOTOASSIST_API_POOL", "gotoassist_api")
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +103,8 @@ PARAMS = {
     max_active_runs=4,
     default_args={
         "gotoassist_conn_id": CONN_ID,
+        # Bounds how many tasks call the API at once; the connection's request budget bounds how fast.
+        "pool": API_POOL,
         "retries": 3,
         "retry_delay": timedelta(minutes=2),
         "retry_exponential_backoff": 2.0,

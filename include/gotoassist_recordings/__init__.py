@@ -94,6 +94,17 @@ def get_provider_info() -> dict:
                         "label": "Request timeout (seconds)",
                         "schema": {"type": ["number", "null"], "minimum": 1},
                     },
+                    "max_requests_per_second": {
+                        "label": "Requests per second",
+                        "description": "The API limit, shared by all tasks and workers using the connection.",
+                        "schema": {"type": ["integer", "null"], "minimum": 1, "default": 10},
+                    },
+                    "rate_limit_store": {
+                        "label": "Where the request budget is kept",
+                        "description": "sqlite:///<absolute path> (one machine, the default), redis://... "
+                        "(several machines) or memory (one process).",
+                        "schema": {"type": ["string", "null"]},
+                    },
                 },
             }
         ],

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from gotoassist_recordings.exceptions import GoToAssistConfigError
 from gotoassist_recordings.models import OptionalDigits
+from gotoassist_recordings.rate_limit import DEFAULT_REQUESTS_PER_SECOND, DEFAULT_STORE
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -59,6 +60,8 @@ class ConnectionExtra(BaseModel):
     id_transport: IdTransport = IdTransport.PATH
     to_time_inclusive: bool = False
     timeout: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0)
+    max_requests_per_second: int = Field(default=DEFAULT_REQUESTS_PER_SECOND, ge=1)
+    rate_limit_store: str = DEFAULT_STORE
 
 
 class GoToAssistSettings(BaseModel):

@@ -28,6 +28,7 @@ from gotoassist_recordings.models import (
     check_chunk_size,
     normalize_recording_ids,
 )
+from gotoassist_recordings.rate_limit import RequestBudget
 from gotoassist_recordings.retries import RetryPolicy
 from gotoassist_recordings.settings import AuthScheme, GoToAssistSettings, IdTransport
 from gotoassist_recordings.token_cache import VariableTokenCache, fingerprint
@@ -106,6 +107,13 @@ class GoToAssistHook(HttpHook):
             ),
         )
         return TokenProvider(settings, retry_policy=self.retry_policy, cache=cache)
+
+    @cached_property
+    def request_budget(self) -> RequestBudget:
+        """The API's requests per second, shared with every process that calls it as the same client."""
+        settings = self.settings
+        key = f"{settings.base_url} {settings.client_id or settings.conn_id}"
+        return RequestBudget(settings.extra.max_requests_per_second, settings.extra.rate_limit_store, key)
 
     def get_conn(
         self, headers: dict[str, Any] | None = None, extra_options: dict[str, Any] | None = None
@@ -325,6 +333,7 @@ class GoToAssistHook(HttpHook):
 
     def _send(self, request: requests.Request, token: str) -> requests.Response:
         session = self.get_conn()
+        self.request_budget.take()
         prepared = session.prepare_request(request)
         prepared.headers["Authorization"] = (
             f"OAuth oauth_token={token}"
