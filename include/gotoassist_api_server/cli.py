@@ -220,6 +220,12 @@ def _build_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.list_limit,
         help="most IDs per list in a list answer and per request (default: %(default)s)",
     )
+    serve.add_argument(
+        "--latency",
+        type=float,
+        default=_DEFAULTS.latency,
+        help="seconds every call waits before it is handled, like a distant server (default: %(default)s)",
+    )
     _add_fault_options(serve)
 
     seed_command = commands.add_parser("seed", help="add deterministic recordings and credentials")
@@ -272,6 +278,7 @@ def _run_serve(arguments: argparse.Namespace) -> int:
         to_time_inclusive=arguments.to_time_inclusive,
         rotate_refresh_tokens=arguments.rotate_refresh_tokens,
         list_limit=arguments.list_limit,
+        latency=arguments.latency,
     )
     faults = _fault_plan(arguments)
     logging.basicConfig(

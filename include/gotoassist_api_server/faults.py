@@ -432,6 +432,9 @@ class FaultMiddleware:
         if endpoint is None:
             await self.app(scope, receive, send)
             return
+        latency = scope["app"].state.settings.latency
+        if latency:
+            await asyncio.sleep(latency)
 
         now = asyncio.get_running_loop().time()
         fault: str | None

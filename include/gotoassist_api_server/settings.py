@@ -68,6 +68,11 @@ class ServerSettings(BaseModel):
     list_limit: int = Field(
         default=500, ge=1, description="Most IDs in each list of the list call and in one request."
     )
+    latency: float = Field(
+        default=0.0,
+        ge=0,
+        description="Seconds every call to the API or its files waits before it is handled.",
+    )
 
     def updated(self, changes: dict[str, object]) -> ServerSettings:
         """Return a copy with some options changed, validated like a new instance.
@@ -96,6 +101,8 @@ class ServerSettings(BaseModel):
             str(self.bad_token_status),
             "--list-limit",
             str(self.list_limit),
+            "--latency",
+            repr(self.latency),
         ]
         if self.to_time_inclusive:
             arguments.append("--to-time-inclusive")

@@ -122,6 +122,23 @@ def test_slow_faults_delay_and_then_answer(api, server):
     assert normal_seconds < 0.3
 
 
+def test_latency_delays_every_call_and_admin_calls_not(api, server):
+    server.update_settings(latency=0.3)
+    try:
+        started = time.monotonic()
+        answer = api.list()
+        delayed_seconds = time.monotonic() - started
+        started = time.monotonic()
+        server.stats()
+        admin_seconds = time.monotonic() - started
+    finally:
+        server.update_settings(latency=0.0)
+
+    assert answer.status_code == 200
+    assert delayed_seconds >= 0.3
+    assert admin_seconds < 0.3
+
+
 @pytest.mark.parametrize("endpoint", ["token", "list", "transcode", "archive", "urls", "file"])
 @pytest.mark.parametrize("fault", ["unavailable", "drop"])
 def test_every_endpoint_can_fail(api, server, day, take_untouched, request_token, endpoint, fault):
