@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint format clean
+.PHONY: demo test lint format benchmark clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ lint: $(INSTALLED)
 
 test: lint
 	$(BIN)/pytest
+
+benchmark: $(INSTALLED)
+	$(BIN)/python -m benchmarks
 
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
