@@ -101,19 +101,22 @@ class StoredRecording:
     bytes_downloaded: int = 0
 
 
-def destination_path(destination: str | ObjectStoragePath) -> ObjectStoragePath:
-    """Turn a destination setting into a folder to store recordings in.
+def check_destination(text: str, *, allow_empty: bool = False, name: str = "The download destination") -> str:
+    """Check a destination setting without touching the storage (it may be read when a DAG is parsed).
 
-    :param destination: an absolute local path (``/data/recordings``), a ``file://`` URL, or an
+    :param text: an absolute local path (``/data/recordings``), a ``file:///`` URL, or an
         object-storage URL (``s3://bucket/prefix``, ``s3://<conn_id>@bucket/prefix``...).
-    :raises GoToAssistConfigError: if it is empty or a relative local path, which would depend on
-        whichever directory a worker happens to run in.
+    :param allow_empty: accept an empty setting, which means no downloads.
+    :param name: what error messages call the setting, e.g. the environment variable it came from.
+    :return: the setting, without surrounding blanks.
+    :raises GoToAssistConfigError: if it is empty (unless allowed) or a relative local path, which
+        would depend on whichever directory a worker happens to run in.
     """
-    if isinstance(destination, ObjectStoragePath):
-        return destination
-    text = str(destination or "").strip()
+    text = (text or "").strip()
     if not text:
-        raise GoToAssistConfigError("The download destination is empty; give a folder or a storage URL")
+        if allow_empty:
+            return ""
+        raise GoToAssistConfigError(f"{name} is empty; give a folder or a storage URL")
     parts = urlsplit(text)
     # ``file://folder`` names a host, not a folder, and would be read relative to the current directory.
     local_but_not_absolute = (parts.scheme == "" and not text.startswith("/")) or (
@@ -121,10 +124,21 @@ def destination_path(destination: str | ObjectStoragePath) -> ObjectStoragePath:
     )
     if local_but_not_absolute:
         raise GoToAssistConfigError(
-            f"The download destination {text!r} is not an absolute path; give one (/data/recordings), "
+            f"{name} {text!r} is not an absolute path; give one (/data/recordings), "
             "a file:/// URL or an object-storage URL"
         )
-    return ObjectStoragePath(text)
+    return text
+
+
+def destination_path(destination: str | ObjectStoragePath) -> ObjectStoragePath:
+    """Turn a destination setting into the folder to store recordings in.
+
+    :param destination: a setting as :func:`check_destination` accepts it, or a path already.
+    :raises GoToAssistConfigError: if :func:`check_destination` refuses it.
+    """
+    if isinstance(destination, ObjectStoragePath):
+        return destination
+    return ObjectStoragePath(check_destination(str(destination or "")))
 
 
 def recording_folder(
