@@ -218,7 +218,9 @@ class RecordingFileStore:
         """
         folder = recording_folder(self.destination, links, self.timezone)
         stored = StoredRecording(links.recording_id, str(folder))
-        folder.mkdir(parents=True, exist_ok=True)
+        if self.destination.protocol in ("", "file"):
+            # Object stores have no folders to create; a local disk needs them before a file is opened.
+            folder.mkdir(parents=True, exist_ok=True)
         for file in recording_files(links):
             target = folder / file.name
             if self._is_stored(target, file):
@@ -259,9 +261,13 @@ class RecordingFileStore:
                     for chunk in response.iter_content(chunk_size=self.chunk_size):
                         out.write(chunk)
                         written += len(chunk)
-            if announced is not None and written != announced:
+                # Content-Length counts the bytes on the wire, which differ from those written only if
+                # the server encoded the body although it was asked not to.
+                received = response.raw.tell()
+            if announced is not None and received != announced:
                 raise IncompleteDownloadError(
-                    f"{file.name} ended after {written} of the {announced} bytes its Content-Length announced"
+                    f"{file.name} ended after {received} of the {announced} bytes its Content-Length "
+                    "announced"
                 )
             if file.expected_size is not None and written != file.expected_size:
                 raise RecordingFileSizeError(
