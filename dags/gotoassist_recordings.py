@@ -14,7 +14,9 @@ previous day (midnight to midnight in the DAG's timezone) through their lifecycl
 3. **process_chunk** runs once per chunk: *transcode* asks for transcoding (skipped
    for chunks that were already ready for download), *wait_until_ready* waits until
    the API reports every recording of the chunk ready for download, and *archive*
-   marks them archived.
+   marks them archived. When downloads are on, *download* stores every recording's
+   files between waiting and archiving, and a chunk is archived only once all of its
+   files are stored and verified.
 
 A failure in one chunk stops only that chunk. No recording is archived before the API
 reports it ready for download, and every step can be cleared and run again safely.
@@ -22,9 +24,10 @@ reports it ready for download, and every step can be cleared and run again safel
 Settings read from the environment when the DAG is parsed: `GOTOASSIST_TIMEZONE`
 (default `UTC`), `GOTOASSIST_CONN_ID` (default `gotoassist_default`),
 `GOTOASSIST_READY_POKE_INTERVAL` (seconds between readiness checks, default 300) and
-`GOTOASSIST_LOOK_BACK_DAYS` (default of the `look_back_days` parameter, 7) and
+`GOTOASSIST_LOOK_BACK_DAYS` (default of the `look_back_days` parameter, 7),
 `GOTOASSIST_API_POOL` (the Airflow pool of the tasks that call the API, default
-`gotoassist_api`; create it before the first run).
+`gotoassist_api`; create it before the first run) and `GOTOASSIST_DOWNLOAD_TO`
+(where to store the recordings' files; unset: no downloads).
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from airflow.sdk import (
     task_group,
 )
 
+from gotoassist_recordings.downloads import check_destination
+from gotoassist_recordings.operators.downloads import GoToAssistDownloadRecordingsOperator
 from gotoassist_recordings.operators.recordings import (
     GoToAssistArchiveRecordingsOperator,
     GoToAssistListRecordingsOperator,
@@ -58,6 +63,11 @@ CONN_ID = os.environ.get("GOTOASSIST_CONN_ID", "gotoassist_default")
 READY_POKE_INTERVAL = float(os.environ.get("GOTOASSIST_READY_POKE_INTERVAL", "300"))
 LOOK_BACK_DAYS = int(os.environ.get("GOTOASSIST_LOOK_BACK_DAYS", "7"))
 API_POOL = os.environ.get("GOTOASSIST_API_POOL", "gotoassist_api")
+# A base folder or storage URL turns the download step on. A relative path fails the parse, so a wrong
+# setting shows as an import error rather than as a night of failed chunks.
+DOWNLOAD_TO = check_destination(
+    os.environ.get("GOTOASSIST_DOWNLOAD_TO", ""), allow_empty=True, name="GOTOASSIST_DOWNLOAD_TO"
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +78,10 @@ TRANSCODE_DOC = """Asks GoToAssist to transcode this chunk. Skipped for chunks t
 for download when listed. Harmless to repeat: clear it at any time."""
 WAIT_DOC = """Waits until the API reports every recording of this chunk ready for download,
 checking every few minutes without holding a worker slot (reschedule mode)."""
+DOWNLOAD_DOC = """Stores the MP4, events file and thumbnail of every recording of this chunk under
+`<destination>/YYYY/MM/DD/<recording ID>/`, verified against the sizes announced. Files already stored
+are not fetched again. Fails, naming them, if any recording is not ready or could not be stored; the
+chunk is then not archived."""
 ARCHIVE_DOC = """Marks this chunk archived, but only the recordings the API reports ready for download;
 any others stay unarchived and fail the task, naming them."""
 
@@ -180,7 +194,14 @@ def gotoassist_recordings() -> None:
             **chunk,
         )
         archive = GoToAssistArchiveRecordingsOperator(task_id="archive", doc_md=ARCHIVE_DOC, **chunk)
-        transcode >> wait_until_ready >> archive
+        if DOWNLOAD_TO:
+            # Archive only after every file of the chunk is stored: it runs only if download succeeded.
+            download = GoToAssistDownloadRecordingsOperator(
+                task_id="download", destination=DOWNLOAD_TO, timezone=TIMEZONE, doc_md=DOWNLOAD_DOC, **chunk
+            )
+            transcode >> wait_until_ready >> download >> archive
+        else:
+            transcode >> wait_until_ready >> archive
 
     process_chunk.expand_kwargs(list_recordings.output)
 

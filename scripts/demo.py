@@ -2,10 +2,12 @@
 
 The demo seeds 1,234 recordings on one day (and a few on each day around it), starts the local API
 server, runs the ``gotoassist_recordings`` DAG for that day with ``airflow dags test`` on a SQLite
-Airflow home of its own, stops the server and prints what the server saw.
+Airflow home of its own, with downloads on, stops the server and prints what the server saw and how
+many recordings' files were stored.
 
 Everything it writes goes to ``.demo/`` in the repository: the API server's database, the Airflow
-home and the logs of both. Run it with ``make demo``, or ``python scripts/demo.py --help``.
+home, the logs of both and the recordings' files (``.demo/recordings/YYYY/MM/DD/<recording ID>/``).
+Run it with ``make demo``, or ``python scripts/demo.py --help``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DAG_ID = "gotoassist_recordings"
 
 
-def _airflow_environment(workdir: Path, server: ServerHandle, poke_interval: float) -> dict[str, str]:
+def _airflow_environment(
+    workdir: Path, server: ServerHandle, poke_interval: float, download_to: Path
+) -> dict[str, str]:
     return {
         **os.environ,
         "AIRFLOW_HOME": str(workdir / "airflow"),
@@ -36,6 +40,7 @@ def _airflow_environment(workdir: Path, server: ServerHandle, poke_interval: flo
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW_CONN_GOTOASSIST_DEFAULT": airflow_connection_json(server.base_url),
         "GOTOASSIST_READY_POKE_INTERVAL": str(poke_interval),
+        "GOTOASSIST_DOWNLOAD_TO": str(download_to),
     }
 
 
@@ -51,7 +56,20 @@ def _airflow(arguments: list[str], environment: dict[str, str], log_path: Path) 
         sys.exit(f"`airflow {' '.join(arguments)}` failed ({finished.returncode}); see {log_path}:\n{tail}")
 
 
-def _summary(figures: dict[str, Any], day: str) -> str:
+def _stored_files(download_to: Path) -> tuple[int, int, int]:
+    """Count what is on disk: recordings with all three files, and all files and their bytes.
+
+    Temporary ``*.partial-*`` files, which only a killed download leaves, are not counted.
+    """
+    files = [path for path in download_to.rglob("*") if path.is_file() and ".partial-" not in path.name]
+    by_recording: dict[Path, set[str]] = {}
+    for path in files:
+        by_recording.setdefault(path.parent, set()).add(path.stem)
+    complete = sum(1 for stems in by_recording.values() if stems >= {"recording", "events", "thumbnail"})
+    return complete, len(files), sum(path.stat().st_size for path in files)
+
+
+def _summary(figures: dict[str, Any], day: str, stored: tuple[int, int, int], download_to: Path) -> str:
     calls = figures["calls"]
 
     def made(endpoint: str) -> tuple[int, int]:
@@ -72,6 +90,10 @@ def _summary(figures: dict[str, Any], day: str) -> str:
         ("recordings left unarchived on the day", summary["unarchived"]),
         ("recordings archived before they were ready", summary["archived_before_ready"]),
         ("recordings touched on other days", summary["touched_on_other_days"]),
+        (
+            "recordings with all files stored",
+            f"{stored[0]}  ({stored[1]} files, {stored[2] / 1e6:.1f} MB in {download_to})",
+        ),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"  {name.ljust(width)}  {value}" for name, value in rows)
@@ -96,10 +118,11 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=ROOT / ".demo", help="where the demo writes")
     arguments = parser.parse_args()
 
-    workdir: Path = arguments.workdir
+    workdir: Path = arguments.workdir.resolve()
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     db_path = workdir / "gotoassist-api.sqlite"
+    download_to = workdir / "recordings"
     # The run that processes a day starts at the next midnight, as the nightly schedule does.
     run_date = pendulum.parse(arguments.day).add(days=1).to_date_string()
 
@@ -111,7 +134,9 @@ def main() -> int:
     )
     with running_server(db_path, transcode_delay=arguments.transcode_delay) as server:
         print(f"Local GoToAssist API server listening on {server.base_url}")
-        environment = _airflow_environment(workdir, server, poke_interval=arguments.transcode_delay)
+        environment = _airflow_environment(
+            workdir, server, poke_interval=arguments.transcode_delay, download_to=download_to
+        )
         print("Preparing the Airflow database (SQLite) ...")
         _airflow(["db", "migrate"], environment, workdir / "airflow-db-migrate.log")
         print(f"Running DAG {DAG_ID} for {arguments.day} with `airflow dags test {DAG_ID} {run_date}` ...")
@@ -119,7 +144,7 @@ def main() -> int:
         figures = server.stats(day=arguments.day)
 
     print(f"\nWhat the GoToAssist API server saw (logs in {workdir}):")
-    print(_summary(figures, arguments.day))
+    print(_summary(figures, arguments.day, _stored_files(download_to), download_to))
     return 0
 
 

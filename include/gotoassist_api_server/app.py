@@ -220,7 +220,8 @@ def recording_urls(request: Request, recording_ids: RecordingIds) -> list[dict[s
         raise _invalid_recording_ids(invalid)
 
     now = now_timestamp()
-    files_url = str(request.base_url).rstrip("/") + FILES_PREFIX
+    settings = _settings(request)
+    files_url = (settings.files_root or str(request.base_url).rstrip("/")) + FILES_PREFIX
     entries = []
     for recording_id in dict.fromkeys(recording_ids):
         recording = recordings[recording_id]
@@ -233,7 +234,7 @@ def recording_urls(request: Request, recording_ids: RecordingIds) -> list[dict[s
                 "eventsUrl": f"{files_url}/{recording_id}/{EVENTS_FILE.name}",
                 "thumbnailUrl": f"{files_url}/{recording_id}/{THUMBNAIL_FILE.name}",
                 "recordingStartTime": format_api_time(recording.start_time),
-                "recordingSize": str(recording_size(recording_id)),
+                "recordingSize": str(recording_size(recording_id, settings.recording_scale)),
             }
         )
     return entries
@@ -251,7 +252,8 @@ def download_file(request: Request, recording_id: str, file_name: str) -> Respon
     file = RECORDING_FILES.get(file_name)
     if file is None or _store(request).recording(recording_id) is None:
         raise ApiError(404, f"no file {file_name!r} for recording {recording_id!r}")
-    return Response(file_content(file, recording_id), media_type=file.media_type)
+    content = file_content(file, recording_id, _settings(request).recording_scale)
+    return Response(content, media_type=file.media_type)
 
 
 # Administration, for tests and demos

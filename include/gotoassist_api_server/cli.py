@@ -226,6 +226,17 @@ def _build_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.latency,
         help="seconds every call waits before it is handled, like a distant server (default: %(default)s)",
     )
+    serve.add_argument(
+        "--files-base-url",
+        help="base URL the download links point to, e.g. another name of this server standing in for "
+        "a storage host (default: the URL the download-links call came in on)",
+    )
+    serve.add_argument(
+        "--recording-scale",
+        type=int,
+        default=_DEFAULTS.recording_scale,
+        help="multiply the size of every MP4 payload, to serve large recordings (default: %(default)s)",
+    )
     _add_fault_options(serve)
 
     seed_command = commands.add_parser("seed", help="add deterministic recordings and credentials")
@@ -279,6 +290,8 @@ def _run_serve(arguments: argparse.Namespace) -> int:
         rotate_refresh_tokens=arguments.rotate_refresh_tokens,
         list_limit=arguments.list_limit,
         latency=arguments.latency,
+        files_base_url=arguments.files_base_url,
+        recording_scale=arguments.recording_scale,
     )
     faults = _fault_plan(arguments)
     logging.basicConfig(

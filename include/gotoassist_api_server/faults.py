@@ -25,7 +25,12 @@ When a fault strikes, relative to the handler that does the work:
   closed instead of answering). A client must treat both as "may have been applied", so it must be
   idempotent: transcode and archive again, list again;
 - ``slow`` waits ``slow_seconds`` and then runs the handler as usual. The handler runs whether or not
-  the client waited that long: a client whose read timed out must also assume the call was applied.
+  the client waited that long: a client whose read timed out must also assume the call was applied;
+- on the file endpoint only, faults in the body of a file the handler produced: ``short-file`` (a 200
+  whose body lacks the file's last quarter, with a ``Content-Length`` to match, so the answer looks
+  complete and only the size the download-links call advertised shows it is wrong) and
+  ``drop-mid-file`` (the headers, with the full ``Content-Length``, and the first half of the body,
+  then the connection is closed, as when a transfer breaks off).
 
 Dropping a connection needs the socket, which ASGI does not expose. The server therefore tracks its
 open connections by peer address (see :class:`OpenConnections`, fed by the uvicorn protocol in
@@ -93,11 +98,16 @@ class FaultKind(enum.StrEnum):
     DROP = "drop"
     SERVER_ERROR_AFTER = "server-error-after"
     DROP_AFTER = "drop-after"
+    SHORT_FILE = "short-file"
+    DROP_MID_FILE = "drop-mid-file"
 
 
 #: The fault the rate limit injects, as the call log and the statistics name it. Not plannable: it
 #: follows from ``rate_limit``.
 RATE_LIMITED = "rate-limited"
+
+#: The faults in a file's body, which only the file endpoint serves.
+FILE_FAULTS = frozenset({FaultKind.SHORT_FILE, FaultKind.DROP_MID_FILE})
 
 Probability = Annotated[float, Field(ge=0, le=1)]
 
@@ -108,6 +118,8 @@ def _check_fits(endpoint: Endpoint, fault: FaultKind) -> None:
             f"a {fault} fault fits only the JSON endpoints ({', '.join(sorted(JSON_ENDPOINTS))}), "
             f"not {endpoint}"
         )
+    if fault in FILE_FAULTS and endpoint is not Endpoint.FILE:
+        raise ValueError(f"a {fault} fault fits only the file endpoint, not {endpoint}")
 
 
 class FaultPlan(BaseModel):
@@ -391,6 +403,27 @@ async def _discard(message: Message) -> None:
     """Swallow a response the client is never to see."""
 
 
+async def _captured_answer(app: ASGIApp, scope: Scope, receive: Receive) -> tuple[Message, bytes]:
+    """Run the handler and keep its answer, the start message and the whole body, instead of sending it."""
+    start: Message = {"type": "http.response.start", "status": 500, "headers": []}
+    parts: list[bytes] = []
+
+    async def capture(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+        elif message["type"] == "http.response.body":
+            parts.append(message.get("body", b""))
+
+    await app(scope, receive, capture)
+    return start, b"".join(parts)
+
+
+def _with_content_length(headers: list[tuple[bytes, bytes]], length: int) -> list[tuple[bytes, bytes]]:
+    kept = [(name, value) for name, value in headers if name.lower() != b"content-length"]
+    return [*kept, (b"content-length", str(length).encode())]
+
+
 class FaultMiddleware:
     """Injects the faults of a :class:`FaultInjector` into calls to the six endpoints.
 
@@ -484,6 +517,16 @@ class FaultMiddleware:
             await _json_error(send, 500, "unexpected server error")
         elif fault is FaultKind.DROP_AFTER:
             await self.app(scope, receive, _discard)
+            await self._drop(scope, receive)
+        elif fault is FaultKind.SHORT_FILE:
+            start, body = await _captured_answer(self.app, scope, receive)
+            short = body[: len(body) * 3 // 4]
+            await send({**start, "headers": _with_content_length(start.get("headers", []), len(short))})
+            await send({"type": "http.response.body", "body": short})
+        elif fault is FaultKind.DROP_MID_FILE:
+            start, body = await _captured_answer(self.app, scope, receive)
+            await send(start)
+            await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
             await self._drop(scope, receive)
 
     async def _drop(self, scope: Scope, receive: Receive) -> None:

@@ -59,22 +59,24 @@ def _payload_size(recording_id: str) -> int:
     return _MIN_PAYLOAD_SIZE + spread
 
 
-def recording_size(recording_id: str) -> int:
+def recording_size(recording_id: str, scale: int = 1) -> int:
     """Return the size in bytes of a recording's MP4 file.
 
     :param recording_id: the recording ID.
-    :return: the size, between about 4 KB and 44 KB, stable for the ID.
+    :param scale: how many times the usual payload the file carries.
+    :return: the size, between about 4 KB and 44 KB times ``scale``, stable for the ID.
     """
-    return len(_FTYP_BOX) + _MDAT_HEADER_SIZE + _payload_size(recording_id)
+    return len(_FTYP_BOX) + _MDAT_HEADER_SIZE + _payload_size(recording_id) * scale
 
 
-def recording_mp4(recording_id: str) -> bytes:
+def recording_mp4(recording_id: str, scale: int = 1) -> bytes:
     """Return the bytes of a recording's MP4 file.
 
     :param recording_id: the recording ID.
+    :param scale: how many times the usual payload the file carries.
     :return: the file content, :func:`recording_size` bytes long.
     """
-    payload_size = _payload_size(recording_id)
+    payload_size = _payload_size(recording_id) * scale
     mdat_header = struct.pack(">I4s", _MDAT_HEADER_SIZE + payload_size, b"mdat")
     return _FTYP_BOX + mdat_header + _digest("media", recording_id, payload_size)
 
@@ -125,16 +127,15 @@ def thumbnail_png(recording_id: str) -> bytes:
     )
 
 
-def file_content(file: RecordingFile, recording_id: str) -> bytes:
+def file_content(file: RecordingFile, recording_id: str, scale: int = 1) -> bytes:
     """Return the bytes of one of a recording's files.
 
     :param file: which file.
     :param recording_id: the recording ID.
+    :param scale: how many times the usual payload the MP4 carries; the other files keep their size.
     :return: the file content.
     """
-    producers = {
-        RECORDING_FILE.name: recording_mp4,
-        EVENTS_FILE.name: events_json,
-        THUMBNAIL_FILE.name: thumbnail_png,
-    }
+    if file.name == RECORDING_FILE.name:
+        return recording_mp4(recording_id, scale)
+    producers = {EVENTS_FILE.name: events_json, THUMBNAIL_FILE.name: thumbnail_png}
     return producers[file.name](recording_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 
 class IdTransport(enum.StrEnum):
@@ -73,6 +73,22 @@ class ServerSettings(BaseModel):
         ge=0,
         description="Seconds every call to the API or its files waits before it is handled.",
     )
+    files_base_url: HttpUrl | None = Field(
+        default=None,
+        description="Where download links point, e.g. another name of this server standing in for a "
+        "storage host; by default the URL the download-links call came in on.",
+    )
+    recording_scale: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Multiplies the size of every MP4 payload (about 4 to 44 KB), to serve large recordings.",
+    )
+
+    @property
+    def files_root(self) -> str | None:
+        """The base URL of the download links without a trailing slash, if one is set."""
+        return None if self.files_base_url is None else str(self.files_base_url).rstrip("/")
 
     def updated(self, changes: dict[str, object]) -> ServerSettings:
         """Return a copy with some options changed, validated like a new instance.
@@ -103,7 +119,11 @@ class ServerSettings(BaseModel):
             str(self.list_limit),
             "--latency",
             repr(self.latency),
+            "--recording-scale",
+            str(self.recording_scale),
         ]
+        if self.files_base_url is not None:
+            arguments += ["--files-base-url", str(self.files_base_url)]
         if self.to_time_inclusive:
             arguments.append("--to-time-inclusive")
         if self.rotate_refresh_tokens:

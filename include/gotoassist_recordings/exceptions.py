@@ -53,6 +53,18 @@ class InvalidResponseError(GoToAssistError):
     """The API answered with a body that does not match its contract."""
 
 
+class IncompleteDownloadError(GoToAssistError):
+    """A file's body ended before the length its ``Content-Length`` announced; a new try may succeed."""
+
+
+class RecordingFileSizeError(GoToAssistError):
+    """A recording's file arrived whole but its size is not the one the download-links call advertised.
+
+    The file is not stored. Fetching it again at once is not likely to help, so it is not retried
+    within the task; the recording stays unarchived.
+    """
+
+
 class RecordingsRefusedError(GoToAssistApiError):
     """The API refused some recording IDs as invalid; all other IDs were processed.
 

@@ -1,8 +1,9 @@
 """When and how calls to GoToAssist are retried.
 
 Only faults that a later attempt can fix are retried: connection errors, timeouts,
-HTTP 429 and 5xx. Waits grow exponentially with jitter, a ``Retry-After`` the server
-sends is honoured, and both the number of attempts and the total time are bounded.
+answers cut short, HTTP 429 and 5xx. Waits grow exponentially with jitter, a
+``Retry-After`` the server sends is honoured, and both the number of attempts and the
+total time are bounded.
 """
 
 from __future__ import annotations
@@ -14,11 +15,18 @@ from typing import TypeVar
 import requests
 import tenacity
 
-from gotoassist_recordings.exceptions import GoToAssistTransientError
+from gotoassist_recordings.exceptions import GoToAssistTransientError, IncompleteDownloadError
 
 T = TypeVar("T")
 
-TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, GoToAssistTransientError)
+TRANSIENT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    # The connection broke after the headers, so the body is shorter than announced.
+    requests.exceptions.ChunkedEncodingError,
+    IncompleteDownloadError,
+    GoToAssistTransientError,
+)
 
 
 class RetryPolicy:
@@ -87,4 +95,6 @@ def _describe(error: BaseException | None) -> str:
         return "timed out"
     if isinstance(error, requests.ConnectionError):
         return "connection failed"
+    if isinstance(error, (requests.exceptions.ChunkedEncodingError, IncompleteDownloadError)):
+        return "answer cut short"
     return type(error).__name__

@@ -211,6 +211,43 @@ def test_faults_after_the_handler_lose_the_answer_of_an_applied_call(api, server
     assert retried[to_archive]["archived_at"] == applied[to_archive]["archived_at"]
 
 
+def test_a_short_file_looks_complete_but_lacks_its_last_quarter(api, server, day):
+    [entry] = api.urls(day.ready_recording_ids[:1]).json()
+    whole = requests.get(entry["recordingUrl"], timeout=10).content
+    server.fail_next("file", "short-file")
+
+    short = requests.get(entry["recordingUrl"], timeout=10)
+    again = requests.get(entry["recordingUrl"], timeout=10)
+
+    assert short.status_code == 200
+    assert int(short.headers["content-length"]) == len(short.content) == len(whole) * 3 // 4
+    assert short.content == whole[: len(short.content)]
+    assert len(again.content) == int(entry["recordingSize"])
+    assert _fault_counts(server)["file"]["short-file"] >= 1
+
+
+def test_a_file_dropped_mid_way_breaks_off_after_half_its_body(api, server, day):
+    [entry] = api.urls(day.ready_recording_ids[:1]).json()
+    server.fail_next("file", "drop-mid-file")
+    received = bytearray()
+
+    def read_into_received(response: requests.Response) -> None:
+        for chunk in response.iter_content(1024):
+            received.extend(chunk)
+
+    with requests.get(entry["recordingUrl"], stream=True, timeout=10) as response:
+        assert response.status_code == 200
+        assert int(response.headers["content-length"]) == int(entry["recordingSize"])
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            read_into_received(response)
+    again = requests.get(entry["recordingUrl"], timeout=10)
+
+    assert 0 < len(received) < int(entry["recordingSize"])
+    assert bytes(received) == again.content[: len(received)]
+    assert len(again.content) == int(entry["recordingSize"])
+    assert _fault_counts(server)["file"]["drop-mid-file"] >= 1
+
+
 def test_probability_plan_is_seeded_and_injects_about_its_share(server, day):
     url = f"{server.base_url}/files/{day.ready_recording_ids[0]}/events.json"
     plan = FaultPlan(probabilities={"file": {"server-error": 0.2, "unavailable": 0.1}}, seed=5)
@@ -272,6 +309,8 @@ def test_rate_limit_refuses_calls_beyond_n_per_second(api, server, day):
     [
         pytest.param({"queued": {"transcode": ["malformed-json"]}}, id="malformed-json-on-204-endpoint"),
         pytest.param({"probabilities": {"file": {"malformed-json": 0.1}}}, id="malformed-json-on-file"),
+        pytest.param({"queued": {"urls": ["short-file"]}}, id="short-file-on-urls"),
+        pytest.param({"probabilities": {"list": {"drop-mid-file": 0.1}}}, id="drop-mid-file-on-list"),
         pytest.param({"probabilities": {"list": {"drop": 0.6, "slow": 0.5}}}, id="more-than-certain"),
         pytest.param({"probabilities": {"list": {"drop": 1.5}}}, id="probability-above-1"),
         pytest.param({"queued": {"list": ["explode"]}}, id="unknown-fault"),

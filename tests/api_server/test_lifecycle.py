@@ -7,6 +7,7 @@ import pendulum
 import requests
 
 from gotoassist_api_server.clock import API_TIME_FORMAT
+from gotoassist_api_server.media import recording_mp4
 
 
 def _window_of(api, recording):
@@ -87,6 +88,35 @@ def test_files_are_deterministic_and_match_the_reported_size(api, day):
     assert again.content == mp4.content
     assert json.loads(events.content)["recordingId"] == entry["recordingId"]
     assert thumbnail.content.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_links_point_to_the_files_base_url_when_one_is_set(api, server, day):
+    # Another name of the same server stands in for a storage host apart from the API.
+    files_host = f"http://localhost:{server.port}"
+    server.update_settings(files_base_url=files_host)
+
+    [entry] = api.urls(day.ready_recording_ids[:1]).json()
+    mp4 = requests.get(entry["recordingUrl"], timeout=10)
+
+    recording_id = entry["recordingId"]
+    assert entry["recordingUrl"] == f"{files_host}/files/{recording_id}/recording.mp4"
+    assert entry["eventsUrl"] == f"{files_host}/files/{recording_id}/events.json"
+    assert len(mp4.content) == int(entry["recordingSize"])
+
+
+def test_the_recording_scale_makes_large_mp4_files(api, server, day):
+    [entry] = api.urls(day.ready_recording_ids[:1]).json()
+    small = requests.get(entry["recordingUrl"], timeout=10).content
+    server.update_settings(recording_scale=50)
+
+    [large_entry] = api.urls(day.ready_recording_ids[:1]).json()
+    large = requests.get(large_entry["recordingUrl"], timeout=30).content
+    events = requests.get(large_entry["eventsUrl"], timeout=10).content
+
+    assert len(large) == int(large_entry["recordingSize"])
+    assert len(large) > 40 * len(small)
+    assert large == recording_mp4(entry["recordingId"], scale=50)
+    assert events == requests.get(entry["eventsUrl"], timeout=10).content
 
 
 def test_unknown_files_are_not_found(api, day):

@@ -15,12 +15,17 @@ class NetworkCallAtParseTime(AssertionError):
 
 @pytest.fixture
 def dag_bag(monkeypatch: pytest.MonkeyPatch) -> DagBag:
+    monkeypatch.delenv("GOTOASSIST_DOWNLOAD_TO", raising=False)
+    _refuse_network(monkeypatch)
+    return DagBag(dag_folder=str(DAGS_FOLDER))
+
+
+def _refuse_network(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(sock: socket.socket, address: object) -> None:
         raise NetworkCallAtParseTime(f"a DAG file connected to {address!r} while being parsed")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    return DagBag(dag_folder=str(DAGS_FOLDER))
 
 
 def test_dags_parse_without_import_errors(dag_bag: DagBag) -> None:
@@ -64,3 +69,31 @@ def test_nightly_dag_shape(dag_bag: DagBag) -> None:
         "list_recordings",
         "process_chunk.wait_until_ready",
     }
+
+
+@pytest.mark.parametrize("destination", ["/srv/recordings", "s3://aws_default@bucket/recordings"])
+def test_with_downloads_on_a_chunk_is_archived_only_after_its_download(
+    monkeypatch: pytest.MonkeyPatch, destination: str
+) -> None:
+    monkeypatch.setenv("GOTOASSIST_DOWNLOAD_TO", destination)
+    _refuse_network(monkeypatch)
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    assert bag.import_errors == {}
+    dag = bag.dags["gotoassist_recordings"]
+
+    download = dag.get_task("process_chunk.download")
+    archive = dag.get_task("process_chunk.archive")
+    assert download.upstream_task_ids == {"list_recordings", "process_chunk.wait_until_ready"}
+    assert archive.upstream_task_ids == {"list_recordings", "process_chunk.download"}
+    # Archiving runs only when the download succeeded, never after it failed or was skipped.
+    assert archive.trigger_rule == "all_success"
+    assert download.destination == destination
+
+
+def test_a_relative_download_folder_is_an_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOTOASSIST_DOWNLOAD_TO", "recordings")
+
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+
+    [error] = bag.import_errors.values()
+    assert "GOTOASSIST_DOWNLOAD_TO 'recordings' is not an absolute path" in error

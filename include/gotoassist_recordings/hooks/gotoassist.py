@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pendulum
 import requests
@@ -203,6 +204,39 @@ class GoToAssistHook(HttpHook):
         links, outcome = self.get_download_links(recording_ids)
         return {link.recording_id for link in links}, outcome
 
+    def open_file(self, url: str) -> requests.Response:
+        """Start fetching a file a download link points to, leaving its body to be streamed.
+
+        Download links are pre-signed: the link itself is the permission. The access token is
+        therefore sent only to a file on the API's own origin (same scheme, host and port); a file
+        anywhere else never sees it, and ``requests`` drops it on a redirect to another host. The
+        body is asked for without content encoding, so the bytes read are the bytes that
+        ``Content-Length`` announces. The connection's timeout applies to connecting and to each
+        read, not to the whole transfer.
+
+        :param url: a ``recordingUrl``, ``eventsUrl`` or ``thumbnailUrl`` of the download-links call.
+        :return: the open response; read its body with ``iter_content`` and close it.
+        :raises InvalidResponseError: if the link is not an http(s) URL.
+        :raises GoToAssistTransientError: on HTTP 429 and 5xx.
+        :raises GoToAssistApiError: on any other error status.
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidResponseError(
+                f"GoToAssist download link {_without_query(url)!r} is not an http(s) URL"
+            )
+        session = self.get_conn()
+        headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
+        if _origin(url) == _origin(self.base_url):
+            # A file served by the API itself counts against its rate limit too.
+            headers["Authorization"] = self._authorization(self.tokens.get())
+            self.request_budget.take()
+        response = session.get(url, headers=headers, stream=True, timeout=self.settings.extra.timeout)
+        if not 200 <= response.status_code < 300:
+            with response:
+                _raise_for_status("download", response, has_ids=False)
+        return response
+
     def test_connection(self) -> tuple[bool, str]:
         """Obtain a token and, when the connection names a key, make one small list call.
 
@@ -331,15 +365,16 @@ class GoToAssistHook(HttpHook):
         self.get_conn()
         return requests.Request(method, self.url_from_endpoint(endpoint), params=query, json=body)
 
+    def _authorization(self, token: str) -> str:
+        if self.settings.extra.auth_scheme is AuthScheme.OAUTH:
+            return f"OAuth oauth_token={token}"
+        return f"Bearer {token}"
+
     def _send(self, request: requests.Request, token: str) -> requests.Response:
         session = self.get_conn()
         self.request_budget.take()
         prepared = session.prepare_request(request)
-        prepared.headers["Authorization"] = (
-            f"OAuth oauth_token={token}"
-            if self.settings.extra.auth_scheme is AuthScheme.OAUTH
-            else f"Bearer {token}"
-        )
+        prepared.headers["Authorization"] = self._authorization(token)
         return self.run_and_check(
             session, prepared, {"check_response": False, "timeout": self.settings.extra.timeout}
         )
@@ -421,6 +456,18 @@ def _json_body(response: requests.Response, call: str) -> Any:
             f"GoToAssist {call} call answered HTTP {response.status_code} with a body that is not JSON "
             f"({content_type}, {len(response.content)} bytes)"
         ) from None
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """The scheme, host and port of a URL, the port filled in where the scheme implies it."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
+
+
+def _without_query(url: str) -> str:
+    """A URL without its query and fragment, where a pre-signed link keeps its signature."""
+    return urlunsplit(urlsplit(url)._replace(query="", fragment=""))[:200]
 
 
 def _chunk_label(ids: list[str]) -> str:
