@@ -228,9 +228,7 @@ class GoToAssistHook(HttpHook):
         session = self.get_conn()
         headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
         if _origin(url) == _origin(self.base_url):
-            # A file served by the API itself counts against its rate limit too.
             headers["Authorization"] = self._authorization(self.tokens.get())
-            self.request_budget.take()
         response = session.get(url, headers=headers, stream=True, timeout=self.settings.extra.timeout)
         if not 200 <= response.status_code < 300:
             with response:
