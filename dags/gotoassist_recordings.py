@@ -14,6 +14,11 @@ previous day (midnight to midnight in the DAG's timezone) through their lifecycl
    the API reports every recording of the chunk ready for download, and *archive*
    marks them archived.
 
+4. **report_day** runs whatever happened: it logs one line counting what the run listed,
+   transcoded and archived, and, only when every chunk was archived, updates the asset
+   `gotoassist_recordings_archived` with those counts in the event's `extra`, so other DAGs
+   can be scheduled on a completely archived day.
+
 A failure in one chunk stops only that chunk. No recording is archived before the API
 reports it ready for download, and every step can be cleared and run again safely.
 
@@ -40,6 +45,12 @@ from airflow.sdk import (
     task_group,
 )
 
+from gotoassist_recordings.day_report import (
+    RECORDINGS_ARCHIVED,
+    REPORT_TASK_ID,
+    collect_day_report,
+    publish_day_report,
+)
 from gotoassist_recordings.operators.recordings import (
     GoToAssistArchiveRecordingsOperator,
     GoToAssistListRecordingsOperator,
@@ -63,6 +74,10 @@ WAIT_DOC = """Waits until the API reports every recording of this chunk ready fo
 checking every few minutes without holding a worker slot (reschedule mode)."""
 ARCHIVE_DOC = """Marks this chunk archived, but only the recordings the API reports ready for download;
 any others stay unarchived and fail the task, naming them."""
+REPORT_DOC = """Runs once the chunks are done, whatever happened to them. Its log line counts what the run
+listed, transcoded and archived. Only when every chunk was archived does it succeed and update the
+asset `gotoassist_recordings_archived` with those counts; otherwise it fails naming what was left.
+After clearing failed chunk tasks, clear this task too (or clear with downstream tasks)."""
 
 _DAY = {"type": ["null", "string"], "format": "date"}
 _KEY = {"type": ["null", "string"], "pattern": "^[0-9]+$"}
@@ -155,7 +170,31 @@ def gotoassist_recordings() -> None:
         archive = GoToAssistArchiveRecordingsOperator(task_id="archive", doc_md=ARCHIVE_DOC, **chunk)
         transcode >> wait_until_ready >> archive
 
-    process_chunk.expand_kwargs(list_recordings.output)
+    chunks = process_chunk.expand_kwargs(list_recordings.output)
+    chunk_task_ids = [chunk_task.task_id for chunk_task in chunks.iter_tasks()]
+
+    # Runs whatever happened to the chunks, so that every run says what it did to its window.
+    @task(
+        task_id=REPORT_TASK_ID,
+        trigger_rule=TriggerRule.ALL_DONE,
+        retries=0,
+        outlets=[RECORDINGS_ARCHIVED],
+        doc_md=REPORT_DOC,
+    )
+    def report_day() -> None:
+        """Count what the run did; announce the window archived only when every chunk is."""
+        context = get_current_context()
+        report = collect_day_report(
+            context["ti"],
+            window_task_id=window.operator.task_id,
+            list_task_id=list_recordings.task_id,
+            chunk_task_ids=chunk_task_ids,
+            archive_task_id=f"{chunks.group_id}.archive",
+            timezone=TIMEZONE,
+        )
+        publish_day_report(context, report)
+
+    chunks >> report_day()
 
 
 gotoassist_recordings()
