@@ -4,3 +4,8 @@
 """
 
 from __future__ import annotations
+
+#: Where the api-server mounts the page's app, and the page's route in the Airflow UI.
+URL_PREFIX = "/gotoassist-recordings"
+UI_ROUTE = "gotoassist-recordings"
+PAGE_TITLE = "GoToAssist recordings"

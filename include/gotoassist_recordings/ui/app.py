@@ -27,6 +27,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlalchemy.orm import Session
 
 from gotoassist_recordings.day_report import RECORDINGS_ARCHIVED
+from gotoassist_recordings.ui import PAGE_TITLE
 from gotoassist_recordings.ui.chart import BarPoint, lay_out_bars
 from gotoassist_recordings.ui.history import (
     DAG_ID,
@@ -36,10 +37,6 @@ from gotoassist_recordings.ui.history import (
     last_runs,
 )
 
-#: Where the api-server mounts the app, and the route of the page in the Airflow UI.
-URL_PREFIX = "/gotoassist-recordings"
-UI_ROUTE = "gotoassist-recordings"
-PAGE_TITLE = "GoToAssist recordings"
 #: The counts of a run shown in the table, in order, with their column headings.
 RUN_COUNTS = (
     ("listed", "Listed"),

@@ -6,16 +6,17 @@ adds "GoToAssist recordings" to the UI's navigation and shows the page inside th
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.plugins_manager import AirflowPlugin
 
-from gotoassist_recordings.ui.app import PAGE_TITLE, UI_ROUTE, URL_PREFIX, app
+from gotoassist_recordings.ui import PAGE_TITLE, UI_ROUTE, URL_PREFIX
 
 
 class GoToAssistRecordingsPlugin(AirflowPlugin):
     """Show what the nightly runs did: recordings archived per day and the outcome of the last runs."""
 
     name = "gotoassist_recordings"
-    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": PAGE_TITLE}]
     external_views = [
         {
             "name": PAGE_TITLE,
@@ -26,3 +27,14 @@ class GoToAssistRecordingsPlugin(AirflowPlugin):
             "category": "browse",
         }
     ]
+
+    @property
+    def fastapi_apps(self) -> list[dict[str, Any]]:
+        """The page's app, imported only where it is asked for.
+
+        Every Airflow process loads the plugins folder, each task process included (for macros);
+        only the api-server serves the page, so only it pays for importing the app.
+        """
+        from gotoassist_recordings.ui.app import app
+
+        return [{"app": app, "url_prefix": URL_PREFIX, "name": PAGE_TITLE}]
