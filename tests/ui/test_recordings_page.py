@@ -105,7 +105,7 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandl
             day=day,
             count=count,
             neighbours=0,
-            ready_fraction=0.2 if count > 100 else 0.5,
+            ready_fraction=READY_FRACTIONS[day],
             seed=20 + number,
         )
     with running_server(path, transcode_delay=1.0) as server:
@@ -251,6 +251,8 @@ def test_the_page_shows_archived_days_and_the_last_runs(
         expect(row.locator(".state")).to_have_text(run["state"])
         expect(row).to_contain_text(f"{day} UTC")
         expect(row.locator('[data-count="listed"]')).to_have_text(f"{COUNTS[day]:,}")
+        ready = round(COUNTS[day] * READY_FRACTIONS[day])
+        expect(row.locator('[data-count="already_ready"]')).to_have_text(f"{ready:,}")
     failed = view.locator(f'tr[data-run-id="{nightly_runs.runs[FAILING_DAY]["run_id"]}"]')
     expect(failed).to_contain_text("1 of 2")
     expect(failed.locator("td.announced")).to_have_text("no")
