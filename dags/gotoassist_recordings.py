@@ -18,6 +18,11 @@ previous day (midnight to midnight in the DAG's timezone) through their lifecycl
    files between waiting and archiving, and a chunk is archived only once all of its
    files are stored and verified.
 
+4. **report_day** runs whatever happened: it logs one line counting what the run listed,
+   transcoded and archived, and, only when every chunk was archived, updates the asset
+   `gotoassist_recordings_archived` with those counts in the event's `extra`, so other DAGs
+   can be scheduled on a completely archived day.
+
 A failure in one chunk stops only that chunk. No recording is archived before the API
 reports it ready for download, and every step can be cleared and run again safely.
 
@@ -48,6 +53,12 @@ from airflow.sdk import (
     task_group,
 )
 
+from gotoassist_recordings.day_report import (
+    RECORDINGS_ARCHIVED,
+    REPORT_TASK_ID,
+    collect_day_report,
+    publish_day_report,
+)
 from gotoassist_recordings.downloads import check_destination
 from gotoassist_recordings.operators.downloads import GoToAssistDownloadRecordingsOperator
 from gotoassist_recordings.operators.recordings import (
@@ -84,6 +95,10 @@ are not fetched again. Fails, naming them, if any recording is not ready or coul
 chunk is then not archived."""
 ARCHIVE_DOC = """Marks this chunk archived, but only the recordings the API reports ready for download;
 any others stay unarchived and fail the task, naming them."""
+REPORT_DOC = """Runs once the chunks are done, whatever happened to them. Its log line counts what the run
+listed, transcoded and archived. Only when every chunk was archived does it succeed and update the
+asset `gotoassist_recordings_archived` with those counts; otherwise it fails naming what was left.
+After clearing failed chunk tasks, clear this task too (or clear with downstream tasks)."""
 
 _DAY = {"type": ["null", "string"], "format": "date"}
 _KEY = {"type": ["null", "string"], "pattern": "^[0-9]+$"}
@@ -118,6 +133,7 @@ PARAMS = {
     default_args={
         "gotoassist_conn_id": CONN_ID,
         # Bounds how many tasks call the API at once; the connection's request budget bounds how fast.
+        # The two tasks that do not call it run in the default pool.
         "pool": API_POOL,
         "retries": 3,
         "retry_delay": timedelta(minutes=2),
@@ -129,7 +145,7 @@ PARAMS = {
 )
 def gotoassist_recordings() -> None:
     # Wrong run parameters do not get better by waiting: fail at once, before anything is listed.
-    @task(multiple_outputs=True, retries=0)
+    @task(multiple_outputs=True, retries=0, pool="default_pool")
     def resolve_window() -> dict[str, Any]:
         """Pick the start times this run covers and refuse run parameters it does not know."""
         context = get_current_context()
@@ -203,7 +219,32 @@ def gotoassist_recordings() -> None:
         else:
             transcode >> wait_until_ready >> archive
 
-    process_chunk.expand_kwargs(list_recordings.output)
+    chunks = process_chunk.expand_kwargs(list_recordings.output)
+    chunk_task_ids = [chunk_task.task_id for chunk_task in chunks.iter_tasks()]
+
+    # Runs whatever happened to the chunks, so that every run says what it did to its window.
+    @task(
+        task_id=REPORT_TASK_ID,
+        trigger_rule=TriggerRule.ALL_DONE,
+        retries=0,
+        pool="default_pool",
+        outlets=[RECORDINGS_ARCHIVED],
+        doc_md=REPORT_DOC,
+    )
+    def report_day() -> None:
+        """Count what the run did; announce the window archived only when every chunk is."""
+        context = get_current_context()
+        report = collect_day_report(
+            context["ti"],
+            window_task_id=window.operator.task_id,
+            list_task_id=list_recordings.task_id,
+            chunk_task_ids=chunk_task_ids,
+            archive_task_id=f"{chunks.group_id}.archive",
+            timezone=TIMEZONE,
+        )
+        publish_day_report(context, report)
+
+    chunks >> report_day()
 
 
 gotoassist_recordings()

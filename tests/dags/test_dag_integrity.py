@@ -59,6 +59,7 @@ def test_nightly_dag_shape(dag_bag: DagBag) -> None:
         "process_chunk.transcode",
         "process_chunk.wait_until_ready",
         "process_chunk.archive",
+        "report_day",
     }
     # Each chunk runs transcode, then waits, then archives; all three read the list step's chunks.
     assert dag.get_task("process_chunk.wait_until_ready").upstream_task_ids == {
@@ -69,6 +70,11 @@ def test_nightly_dag_shape(dag_bag: DagBag) -> None:
         "list_recordings",
         "process_chunk.wait_until_ready",
     }
+    # The report runs after every chunk whatever happened, and is the one task that updates the asset.
+    report = dag.get_task("report_day")
+    assert report.upstream_task_ids == {"process_chunk.archive"}
+    assert report.trigger_rule == "all_done"
+    assert [asset.name for asset in report.outlets] == ["gotoassist_recordings_archived"]
 
 
 @pytest.mark.parametrize("destination", ["/srv/recordings", "s3://aws_default@bucket/recordings"])

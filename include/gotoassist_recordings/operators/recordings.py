@@ -13,6 +13,7 @@ from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowSkipException
 from pydantic import ValidationError
 
+from gotoassist_recordings.day_report import LIST_CALLS_KEY, REFUSED_KEY
 from gotoassist_recordings.exceptions import GoToAssistConfigError, GoToAssistError, RecordingsRefusedError
 from gotoassist_recordings.hooks.gotoassist import ChunkOutcome, GoToAssistHook
 from gotoassist_recordings.models import (
@@ -57,7 +58,8 @@ class GoToAssistListRecordingsOperator(_GoToAssistOperator):
     ``{"recording_ids": [...], "already_ready": bool, "label": str}`` with at most
     ``chunk_size`` IDs each. Recordings still to be transcoded come first; ``already_ready``
     marks chunks the API already reported ready for download, which need no transcoding;
-    ``label`` names the chunk for people, e.g. ``chunk 3/7 · 500 recordings``.
+    ``label`` names the chunk for people, e.g. ``chunk 3/7 · 500 recordings``. The number of list
+    calls is pushed to XCom under ``list_calls``, for the run's report.
 
     With ``look_back_start``, the stretch from there to ``window_start`` is listed too: its
     recordings that are ready for download but not archived (left over by earlier runs,
@@ -154,6 +156,7 @@ class GoToAssistListRecordingsOperator(_GoToAssistOperator):
         ]
         _check_map_length(len(chunks), self.chunk_size)
         self.log.info("%s; %d chunks, %d list calls", summary, len(chunks), list_calls)
+        _push_count(context, LIST_CALLS_KEY, list_calls)
         return [
             {
                 "recording_ids": chunk,
@@ -220,7 +223,7 @@ class GoToAssistTranscodeRecordingsOperator(_GoToAssistOperator):
             len(outcome.processed),
             len(outcome.refused),
         )
-        _fail_on_refused("transcode", outcome)
+        _fail_on_refused(context, "transcode", outcome)
         return {"transcode_requested": len(outcome.processed)}
 
 
@@ -268,13 +271,24 @@ class GoToAssistArchiveRecordingsOperator(_GoToAssistOperator):
                 f"{len(not_ready)} recordings are not ready for download and were left unarchived: "
                 f"{', '.join(not_ready[:50])}{' …' if len(not_ready) > 50 else ''}"
             )
-        _fail_on_refused("archive", ChunkOutcome(outcome.processed, refused))
+        _fail_on_refused(context, "archive", ChunkOutcome(outcome.processed, refused))
         return {"archived": len(outcome.processed)}
 
 
-def _fail_on_refused(call: str, outcome: ChunkOutcome) -> None:
+def _fail_on_refused(context: Context, call: str, outcome: ChunkOutcome) -> None:
+    """Fail naming the refused IDs, after leaving their number in XCom for the run's report."""
     if outcome.refused:
+        _push_count(context, REFUSED_KEY, len(outcome.refused))
         raise RecordingsRefusedError(call, outcome.refused)
+
+
+def _push_count(context: Context, key: str, value: int) -> None:
+    """Leave a count in XCom for the run's report.
+
+    ``execute`` called outside a task run has no task instance; the count is then only in the log.
+    """
+    if (ti := context.get("ti")) is not None:
+        ti.xcom_push(key=key, value=value)
 
 
 def _moment(value: str | datetime, name: str) -> pendulum.DateTime:
