@@ -363,12 +363,19 @@ class Launcher:
 def _wait_until(
     what: str, check: Callable[[], bool], paths: StatePaths, services: list[str], timeout: float
 ) -> None:
-    """Poll ``check`` until it is true; fail early when one of ``services`` has exited."""
+    """Poll ``check`` until it is true; fail early when one of ``services`` has exited.
+
+    A ``check`` that raises counts as not yet: a service that is starting refuses connections or
+    answers with errors. The last such error is shown if the wait ends in failure.
+    """
     deadline = time.monotonic() + timeout
+    last_error = "none"
     while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
+        try:
             if check():
                 return
+        except Exception as error:
+            last_error = f"{type(error).__name__}: {error}"
         for service in services:
             if _recorded_pid(paths, service) is None:
                 raise StackError(
@@ -377,7 +384,9 @@ def _wait_until(
                 )
         time.sleep(_POLL_SECONDS)
     logs = "\n".join(f"  {paths.log(service)}" for service in services)
-    raise StackError(f"gave up after {timeout:.0f} s waiting for {what}; see\n{logs}")
+    raise StackError(
+        f"gave up after {timeout:.0f} s waiting for {what} (last error: {last_error}); see\n{logs}"
+    )
 
 
 def _free_port() -> int:
@@ -401,7 +410,7 @@ def _check_port_free(service: str, port: int) -> None:
 
 
 def _postgres_bin() -> Path:
-    """Find the PostgreSQL server programs of the Debian packages, the newest version first."""
+    """Find the PostgreSQL server programs of the Debian packages, of the newest version installed."""
     candidates = sorted(
         Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parent.parent.name)
     )
@@ -670,12 +679,18 @@ def _workers_answering(broker_url: str, names: list[str]) -> Callable[[], bool]:
 
 
 def _ports(arguments: argparse.Namespace) -> dict[str, int]:
-    ports = {}
+    ports: dict[str, int] = {}
     for service in DEFAULT_PORTS:
         wanted = 0 if arguments.free_ports else getattr(arguments, f"{service.replace('-', '_')}_port")
+        if wanted in ports.values():
+            raise StackError(f"port {wanted} is given to two services")
         if wanted:
             _check_port_free(service, wanted)
-        ports[service] = wanted or _free_port()
+        port = wanted
+        # The system may hand out the same free port twice in a row.
+        while not port or port in ports.values():
+            port = _free_port()
+        ports[service] = port
     return ports
 
 
@@ -841,37 +856,40 @@ def _stop_postgres(paths: StatePaths) -> None:
     )
 
 
-def _start_position(service: str) -> int:
-    """Where a service comes in :data:`SERVICES`; the numbered workers count as ``airflow-worker``."""
-    if service.startswith("airflow-worker-"):
-        service = "airflow-worker"
-    return SERVICES.index(service) if service in SERVICES else len(SERVICES)
+#: The order services stop in: the Airflow components together, then what they use, one by one.
+_STOP_PHASES = ("airflow", "gotoassist-api", "redis", "postgres")
+
+
+def _stop_phase(service: str) -> int:
+    return _STOP_PHASES.index(service) if service in _STOP_PHASES else 0
 
 
 def _stop(paths: StatePaths, quiet: bool = False) -> list[str]:
     """Stop every running service of the stack, the Airflow components first, and return what is
     still running (nothing, unless a process could not be killed)."""
-    running = _running_services(paths)
-    # The reverse of the start order: workers and components first, then what they use.
-    order = sorted(running, key=_start_position, reverse=True)
-    for service in order:
-        pid = running[service]
+    phases: dict[int, dict[str, int]] = {}
+    for service, pid in _running_services(paths).items():
+        phases.setdefault(_stop_phase(service), {})[service] = pid
+    for phase in sorted(phases):
+        services = phases[phase]
         if not quiet:
-            print(f"Stopping {service} (PID {pid}) ...", flush=True)
-        if service == "postgres":
-            _stop_postgres(paths)
-        else:
-            _signal_group(pid, signal.SIGTERM)
+            print(f"Stopping {', '.join(sorted(services))} ...", flush=True)
+        for service, pid in services.items():
+            if service == "postgres":
+                _stop_postgres(paths)
+            else:
+                _signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-        while _recorded_pid(paths, service) is not None and time.monotonic() < deadline:
+        while time.monotonic() < deadline and any(_recorded_pid(paths, service) for service in services):
             time.sleep(0.2)
-        if _recorded_pid(paths, service) is not None:
-            print(f"{service} did not stop in {STOP_TIMEOUT_SECONDS:.0f} s; killing it", file=sys.stderr)
-            _signal_group(pid, signal.SIGKILL)
-            time.sleep(0.5)
-        # Children left behind in the service's process group (task processes, pool workers).
-        if service != "postgres":
-            _signal_group(pid, signal.SIGKILL)
+        for service, pid in services.items():
+            if _recorded_pid(paths, service) is not None:
+                print(f"{service} did not stop in {STOP_TIMEOUT_SECONDS:.0f} s; killing it", file=sys.stderr)
+                _signal_group(pid, signal.SIGKILL)
+            if service != "postgres":
+                # Children left behind in the service's process group (task processes, pool workers).
+                _signal_group(pid, signal.SIGKILL)
+        time.sleep(0.2)
     left = _running_services(paths)
     for pid_file in paths.pids.glob("*.pid") if paths.pids.is_dir() else []:
         if pid_file.stem not in left:
@@ -929,6 +947,16 @@ def describe(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -945,7 +973,7 @@ def _parser() -> argparse.ArgumentParser:
     state_dir(start_command)
     start_command.add_argument("--reset", action="store_true", help="delete the stack's data first")
     start_command.add_argument(
-        "--workers", type=int, default=2, help="Celery workers to start (default: %(default)s)"
+        "--workers", type=_at_least_one, default=2, help="Celery workers to start (default: %(default)s)"
     )
     start_command.add_argument(
         "--env",
@@ -972,7 +1000,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ports = start_command.add_argument_group("ports, all on 127.0.0.1; 0 picks a free one")
     for service, port in DEFAULT_PORTS.items():
-        ports.add_argument(f"--{service}-port", type=int, default=port, help=f"(default: {port})")
+        ports.add_argument(f"--{service}-port", type=int, default=port, help=f"{service} (default: {port})")
     ports.add_argument("--free-ports", action="store_true", help="pick a free port for every service")
     start_command.set_defaults(handler=start)
 
