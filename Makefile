@@ -6,7 +6,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint format benchmark clean
+.PHONY: demo test lint format benchmark clean system-packages
+
+# Debian packages of the distributed deployment and its tests: PostgreSQL and Redis for
+# scripts/distributed/start, Compose v1 to validate docker-compose.yml. Installed only when missing
+# (needs root); the services they ship are never started here (scripts/distributed/ runs its own).
+SYSTEM_PACKAGES := postgresql redis-server docker-compose
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +26,19 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint system-packages
 	$(BIN)/pytest
+
+system-packages:
+	@missing=""; \
+	for package in $(SYSTEM_PACKAGES); do \
+		dpkg-query --show --showformat='$${Status}' $$package 2>/dev/null | grep -q 'install ok installed' \
+			|| missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 benchmark: $(INSTALLED)
 	$(BIN)/python -m benchmarks
@@ -32,4 +48,8 @@ format: $(INSTALLED)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .ruff_cache
+	if [ -x $(BIN)/python ]; then \
+		$(BIN)/python scripts/distributed/stack.py stop --state-dir .distributed; \
+		$(BIN)/python scripts/distributed/stack.py stop --state-dir .distributed-tests; \
+	fi
+	rm -rf $(VENV) .demo .distributed .distributed-tests .pytest_cache .ruff_cache
