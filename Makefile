@@ -5,10 +5,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-# The UI tests drive Debian's Chromium headless; Playwright is told to use it and never downloads one.
-CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint format benchmark clean browser
+.PHONY: demo test lint format benchmark clean system-packages
+
+# Debian packages the tests need: Chromium for the UI tests (Playwright is told to use it and never
+# downloads a browser); PostgreSQL and Redis for scripts/distributed/start; Compose v1 to validate
+# docker-compose.yml. Installed only when missing (needs root); the services they ship are never
+# started here (scripts/distributed/ runs its own).
+SYSTEM_PACKAGES := chromium chromium-driver postgresql redis-server docker-compose
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,28 +27,35 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint browser
+test: lint system-packages
 	$(BIN)/pytest
+
+system-packages:
+	@missing=""; \
+	for package in $(SYSTEM_PACKAGES); do \
+		dpkg-query --show --showformat='$${Status}' $$package 2>/dev/null | grep -q 'install ok installed' \
+			|| missing="$$missing $$package"; \
+	done; \
+	if [ -z "$$missing" ]; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else \
+		echo "Missing Debian packages:$$missing (installing them needs root and apt-get);" \
+			"the tests that need them are skipped, saying why"; \
+	fi
 
 benchmark: $(INSTALLED)
 	$(BIN)/python -m benchmarks
-
-# Installs Chromium from Debian when it is missing (needs root and apt-get); without it the browser
-# tests are skipped, saying why.
-browser:
-	@if [ -x $(CHROMIUM) ]; then \
-		:; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "Installing Debian's chromium and chromium-driver for the browser tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
-	else \
-		echo "$(CHROMIUM) is missing and cannot be installed here (needs root and apt-get):" \
-			"the browser tests will be skipped"; \
-	fi
 
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .ruff_cache
+	if [ -x $(BIN)/python ]; then \
+		$(BIN)/python scripts/distributed/stack.py stop --state-dir .distributed; \
+		$(BIN)/python scripts/distributed/stack.py stop --state-dir .distributed-tests; \
+	fi
+	rm -rf $(VENV) .demo .distributed .distributed-tests .pytest_cache .ruff_cache
