@@ -154,9 +154,11 @@ def gotoassist_recordings() -> None:
         unknown = sorted(set(context["dag_run"].conf or {}) - set(PARAMS))
         if unknown:
             raise ValueError(f"Unknown run parameter(s) {unknown}; known: {sorted(PARAMS)}")
+        # A run triggered without a logical date has no data interval: it covers the day before.
         window = run_window(
-            data_interval_start=context["data_interval_start"],
-            data_interval_end=context["data_interval_end"],
+            data_interval_start=context.get("data_interval_start"),
+            data_interval_end=context.get("data_interval_end"),
+            run_after=context["dag_run"].run_after,
             timezone=TIMEZONE,
             first_day=params["first_day"],
             last_day=params["last_day"],

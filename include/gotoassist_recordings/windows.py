@@ -71,9 +71,10 @@ class TimeWindow:
 
 def run_window(
     *,
-    data_interval_start: datetime,
-    data_interval_end: datetime,
+    data_interval_start: datetime | None,
+    data_interval_end: datetime | None,
     timezone: str,
+    run_after: datetime | None = None,
     first_day: str | None = None,
     last_day: str | None = None,
 ) -> TimeWindow:
@@ -81,13 +82,23 @@ def run_window(
 
     A run processes its data interval, which for a daily schedule is one whole local day.
     A run given ``first_day`` (and optionally ``last_day``, inclusive) processes those local
-    days instead, midnight to midnight in ``timezone``.
+    days instead, midnight to midnight in ``timezone``. A run with neither (one triggered
+    without a logical date, so without a data interval) processes the local day before
+    ``run_after``, as the nightly run at that midnight would.
+
+    :raises ValueError: if the days are not dates, or the first is after the last, or the run
+        has no interval, no days and no ``run_after``.
     """
-    if not first_day and not last_day:
+    if first_day or last_day:
+        first = _date(first_day or last_day, "first_day")
+        last = _date(last_day or first_day, "last_day")
+        return TimeWindow.for_days(first, last, timezone)
+    if data_interval_start is not None and data_interval_end is not None:
         return TimeWindow(pendulum.instance(data_interval_start), pendulum.instance(data_interval_end))
-    first = _date(first_day or last_day, "first_day")
-    last = _date(last_day or first_day, "last_day")
-    return TimeWindow.for_days(first, last, timezone)
+    if run_after is None:
+        raise ValueError("A run without a data interval must name first_day, or say when it runs")
+    yesterday = pendulum.instance(run_after).in_timezone(timezone).date().subtract(days=1)
+    return TimeWindow.for_days(yesterday, yesterday, timezone)
 
 
 def look_back_start(window: TimeWindow, days: int, timezone: str) -> pendulum.DateTime | None:

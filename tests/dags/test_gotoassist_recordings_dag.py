@@ -322,3 +322,16 @@ def test_a_run_parameter_that_is_not_a_date_is_refused_when_the_run_is_created(
         )
 
     assert server.stats()["calls"] == before["calls"]
+
+
+def test_a_run_without_a_logical_date_covers_the_day_before_it(
+    nightly_dag: Any, server: ServerHandle
+) -> None:
+    # As `airflow dags trigger` and the REST API start a run unless told a logical date.
+    run = nightly_dag.test(logical_date=None, run_conf={"look_back_days": 0})
+
+    assert run.state == DagRunState.SUCCESS
+    assert run.logical_date is None
+    yesterday = pendulum.instance(run.run_after).in_timezone("UTC").date().subtract(days=1).isoformat()
+    report = _kept_report(run)
+    assert (report["first_day"], report["last_day"]) == (yesterday, yesterday)

@@ -111,3 +111,24 @@ def test_a_negative_look_back_is_refused():
 
     with pytest.raises(ValueError, match="look_back_days must be 0 or more, got -1"):
         look_back_start(window, -1, "UTC")
+
+
+@pytest.mark.parametrize(
+    ("timezone", "run_after", "day"),
+    [
+        pytest.param("UTC", pendulum.datetime(2026, 12, 4, 9, 30), pendulum.date(2026, 12, 3), id="utc"),
+        # 01:30 on 4 December in UTC is still 3 December in New York.
+        pytest.param(
+            "America/New_York",
+            pendulum.datetime(2026, 12, 4, 1, 30),
+            pendulum.date(2026, 12, 2),
+            id="new-york",
+        ),
+    ],
+)
+def test_a_run_without_a_data_interval_covers_the_local_day_before_it(timezone, run_after, day):
+    window = run_window(
+        data_interval_start=None, data_interval_end=None, run_after=run_after, timezone=timezone
+    )
+
+    assert window == TimeWindow.for_days(day, day, timezone)
