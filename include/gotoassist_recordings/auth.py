@@ -365,8 +365,13 @@ class AsyncTokenProvider(_TokenRules):
         async with self._session.post(
             settings.extra.token_url,
             data=grant,
-            auth=aiohttp.BasicAuth(settings.client_id or "", settings.client_secret or ""),
-            headers={"Accept": "application/json"},
+            headers={
+                "Accept": "application/json",
+                # Latin-1, as requests encodes HTTP Basic credentials in TokenProvider.
+                "Authorization": aiohttp.encode_basic_auth(
+                    settings.client_id or "", settings.client_secret or "", encoding="latin1"
+                ),
+            },
             timeout=aiohttp.ClientTimeout(total=settings.extra.timeout),
         ) as response:
             body = await response.read()

@@ -53,6 +53,10 @@ class InvalidResponseError(GoToAssistError):
     """The API answered with a body that does not match its contract."""
 
 
+class InvalidTriggerEventError(GoToAssistError):
+    """A deferred task was resumed with an event that its trigger could not have sent."""
+
+
 class RecordingsRefusedError(GoToAssistApiError):
     """The API refused some recording IDs as invalid; all other IDs were processed.
 
