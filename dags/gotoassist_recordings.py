@@ -18,8 +18,12 @@ A failure in one chunk stops only that chunk. No recording is archived before th
 reports it ready for download, and every step can be cleared and run again safely.
 
 Settings read from the environment when the DAG is parsed: `GOTOASSIST_TIMEZONE`
-(default `UTC`), `GOTOASSIST_CONN_ID` (default `gotoassist_default`) and
-`GOTOASSIST_READY_POKE_INTERVAL` (seconds between readiness checks, default 300).
+(default `UTC`), `GOTOASSIST_CONN_ID` (default `gotoassist_default`),
+`GOTOASSIST_READY_POKE_INTERVAL` (seconds before the second readiness check, default 300)
+and `GOTOASSIST_DEFERRABLE` (default `true`: *wait_until_ready* waits in Airflow's triggerer,
+which must be running, checking at growing intervals of up to 15 minutes; `false`: it checks
+every `GOTOASSIST_READY_POKE_INTERVAL` seconds in reschedule mode, for setups without a
+triggerer).
 """
 
 from __future__ import annotations
@@ -51,6 +55,10 @@ from gotoassist_recordings.windows import run_window
 TIMEZONE = os.environ.get("GOTOASSIST_TIMEZONE", "UTC")
 CONN_ID = os.environ.get("GOTOASSIST_CONN_ID", "gotoassist_default")
 READY_POKE_INTERVAL = float(os.environ.get("GOTOASSIST_READY_POKE_INTERVAL", "300"))
+_DEFERRABLE = os.environ.get("GOTOASSIST_DEFERRABLE", "true").strip().lower()
+if _DEFERRABLE not in {"true", "false"}:
+    raise ValueError(f"GOTOASSIST_DEFERRABLE must be true or false, got {_DEFERRABLE!r}")
+DEFERRABLE = _DEFERRABLE == "true"
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +67,9 @@ list comes back full, and returns chunks of at most 500 recording IDs. Its log e
 counting what was listed, in how many chunks and with how many list calls."""
 TRANSCODE_DOC = """Asks GoToAssist to transcode this chunk. Skipped for chunks that were already ready
 for download when listed. Harmless to repeat: clear it at any time."""
-WAIT_DOC = """Waits until the API reports every recording of this chunk ready for download,
-checking every few minutes without holding a worker slot (reschedule mode)."""
+WAIT_DOC = """Waits until the API reports every recording of this chunk ready for download, without
+holding a worker slot: in Airflow's triggerer (deferred), or in reschedule mode when
+GOTOASSIST_DEFERRABLE is false. Gives up after 12 hours, naming the recordings not ready."""
 ARCHIVE_DOC = """Marks this chunk archived, but only the recordings the API reports ready for download;
 any others stay unarchived and fail the task, naming them."""
 
@@ -144,6 +153,7 @@ def gotoassist_recordings() -> None:
         )
         wait_until_ready = GoToAssistRecordingsReadySensor(
             task_id="wait_until_ready",
+            deferrable=DEFERRABLE,
             mode="reschedule",
             poke_interval=READY_POKE_INTERVAL,
             timeout=timedelta(hours=12).total_seconds(),
