@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 #: ``poke_interval`` if that is longer).
 DEFAULT_MAX_POLL_INTERVAL_SECONDS = 900.0
 #: How long after the trigger's deadline Airflow itself gives up on the deferral. The trigger sends
-#: its own timeout event at the deadline, naming what is still not ready; Airflow's only ends a
-#: deferral whose trigger was lost.
-DEFERRAL_GRACE = timedelta(minutes=5)
+#: its own timeout event at the deadline, naming what is still not ready, at most a few minutes late;
+#: Airflow's only ends a deferral whose trigger was lost.
+DEFERRAL_GRACE = timedelta(minutes=10)
 
 
 class GoToAssistRecordingsReadySensor(BaseSensorOperator):

@@ -25,7 +25,8 @@ from gotoassist_recordings.retries import TRANSIENT_ERRORS, RetryPolicy, describ
 #: Each wait between two checks is this many times the one before, up to ``max_poll_interval``.
 BACKOFF_FACTOR = 1.5
 #: Retries within one check. The wait until the next check is the retry that matters; these only
-#: ride out a blip, so a check that keeps failing gives way to the next one within about a minute.
+#: ride out a blip: no new attempt starts a minute after the check's first, so a check that keeps
+#: failing gives way to the next one.
 CHECK_RETRY_POLICY = RetryPolicy(max_attempts=3, initial_wait=0.5, max_wait=30.0, max_total=60.0)
 #: How many of the recordings still waiting a message names; the event itself lists them all.
 NAMED_IN_MESSAGES = 20
@@ -118,9 +119,9 @@ class GoToAssistRecordingsReadyTrigger(BaseTrigger):
 
     Transient faults (connection errors, timeouts, 429, 5xx) are retried a few times within a check
     and otherwise end only that check: waiting goes on until the deadline. A check that has begun
-    is finished, so the event can come up to one check's duration (about a minute at the most)
-    after the deadline. An unexpected exception fails the task with its traceback in the triggerer
-    log.
+    is finished, so the event can come up to one check's duration after the deadline: a minute or
+    two, a few minutes at worst when every request of the check and its token renewal times out.
+    An unexpected exception fails the task with its traceback in the triggerer log.
 
     :param recording_ids: the chunk: at most 500 recording IDs, as digit strings.
     :param deadline: when to stop waiting: an ISO 8601 date and time with its UTC offset.
