@@ -1,8 +1,9 @@
 """``wait_until_ready`` deferred to the readiness trigger: its setting, and a real ``airflow dags test`` run.
 
 ``airflow dags test`` runs a deferred task's trigger in its own process, as the triggerer would, so
-the run shows the trigger at work: here it outlives several short-lived access tokens while the
-server rotates refresh tokens, and must keep each rotated one where the next task finds it.
+the run shows the trigger at work: here it finds a connection kept in the metadata database, outlives
+several short-lived access tokens while the server rotates refresh tokens, and must keep each rotated
+one where the next task finds it.
 """
 
 from __future__ import annotations
@@ -49,9 +50,16 @@ def _active_refresh_tokens(server: ServerHandle) -> set[str]:
 def test_the_trigger_waits_renewing_tokens_and_keeps_each_rotated_refresh_token(
     rotating_server: ServerHandle, airflow_home: AirflowHome
 ) -> None:
-    airflow_home.environment["AIRFLOW_CONN_GOTOASSIST_DEFAULT"] = airflow_connection_json(
-        rotating_server.base_url
+    # In the metadata database, where the trigger's async lookup cannot reach under `dags test`.
+    airflow_home.environment.pop("AIRFLOW_CONN_GOTOASSIST_DEFAULT", None)
+    added = airflow_home.run(
+        "connections",
+        "add",
+        "gotoassist_default",
+        "--conn-json",
+        airflow_connection_json(rotating_server.base_url),
     )
+    assert added.returncode == 0, added.stderr[-2000:]
     airflow_home.environment["GOTOASSIST_READY_POKE_INTERVAL"] = "0.5"
     airflow_home.environment["GOTOASSIST_DEFERRABLE"] = "true"
     run_date = pendulum.parse(DAY).add(days=1).to_date_string()
@@ -67,11 +75,13 @@ def test_the_trigger_waits_renewing_tokens_and_keeps_each_rotated_refresh_token(
     # The wait went to the trigger, which renewed its token with rotated refresh tokens meanwhile.
     lines = output.splitlines()
     deferred = next(n for n, line in enumerate(lines) if "running trigger in line" in line)
-    done = next(n for n, line in enumerate(lines) if "accepted by the API are ready for download" in line)
+    done = next((n for n, line in enumerate(lines) if "accepted by the API are ready" in line), None)
+    assert done is not None, "the trigger never reported the chunk ready"
     during_the_wait = lines[deferred:done]
     assert any("Waiting until 40 recordings" in line for line in during_the_wait)
     assert any("issued a new refresh token" in line for line in during_the_wait)
     assert not any("Could not write Variable" in line for line in lines)
+    assert not any("Could not check whether" in line for line in lines)
 
     # The archive step after it got through with what the trigger kept, and so would the next run.
     kept = airflow_home.run("variables", "get", f"{VARIABLE_PREFIX}gotoassist_default")

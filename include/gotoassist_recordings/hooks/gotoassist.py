@@ -11,6 +11,8 @@ import pendulum
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+from asgiref.sync import sync_to_async
 
 from gotoassist_recordings.api import (
     DOWNLOAD_LINKS,
@@ -320,7 +322,14 @@ class GoToAssistAsyncHook(BaseHook):
     async def get_settings(self) -> GoToAssistSettings:
         """The validated connection, looked up on first use without blocking the loop."""
         if self._settings is None:
-            conn = await self.aget_connection(self.gotoassist_conn_id)
+            try:
+                conn = await self.aget_connection(self.gotoassist_conn_id)
+            except AirflowNotFoundException:
+                # Under `airflow dags test`, Airflow 3.3 answers only synchronous lookups from the
+                # metadata database (its in-process supervisor channel has no async send). The
+                # synchronous lookup runs in a worker thread, off the loop; a connection that is
+                # nowhere still raises.
+                conn = await sync_to_async(self.get_connection)(self.gotoassist_conn_id)
             self._settings = GoToAssistSettings.from_connection(conn, await conn.aextra_dejson())
         return self._settings
 
