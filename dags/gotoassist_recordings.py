@@ -28,8 +28,11 @@ reports it ready for download, and every step can be cleared and run again safel
 
 Settings read from the environment when the DAG is parsed: `GOTOASSIST_TIMEZONE`
 (default `UTC`), `GOTOASSIST_CONN_ID` (default `gotoassist_default`),
-`GOTOASSIST_READY_POKE_INTERVAL` (seconds between readiness checks, default 300) and
-`GOTOASSIST_LOOK_BACK_DAYS` (default of the `look_back_days` parameter, 7),
+`GOTOASSIST_READY_POKE_INTERVAL` (seconds before the second readiness check, default 300),
+`GOTOASSIST_DEFERRABLE` (default `true`: *wait_until_ready* waits in Airflow's triggerer,
+which must be running, checking at growing intervals of up to 15 minutes; `false`: it checks
+every `GOTOASSIST_READY_POKE_INTERVAL` seconds in reschedule mode, for setups without a
+triggerer), `GOTOASSIST_LOOK_BACK_DAYS` (default of the `look_back_days` parameter, 7),
 `GOTOASSIST_API_POOL` (the Airflow pool of the tasks that call the API, default
 `gotoassist_api`; create it before the first run) and `GOTOASSIST_DOWNLOAD_TO`
 (where to store the recordings' files; unset: no downloads).
@@ -72,6 +75,10 @@ from gotoassist_recordings.windows import look_back_start, run_window
 TIMEZONE = os.environ.get("GOTOASSIST_TIMEZONE", "UTC")
 CONN_ID = os.environ.get("GOTOASSIST_CONN_ID", "gotoassist_default")
 READY_POKE_INTERVAL = float(os.environ.get("GOTOASSIST_READY_POKE_INTERVAL", "300"))
+_DEFERRABLE = os.environ.get("GOTOASSIST_DEFERRABLE", "true").strip().lower()
+if _DEFERRABLE not in {"true", "false"}:
+    raise ValueError(f"GOTOASSIST_DEFERRABLE must be true or false, got {_DEFERRABLE!r}")
+DEFERRABLE = _DEFERRABLE == "true"
 LOOK_BACK_DAYS = int(os.environ.get("GOTOASSIST_LOOK_BACK_DAYS", "7"))
 API_POOL = os.environ.get("GOTOASSIST_API_POOL", "gotoassist_api")
 # A base folder or storage URL turns the download step on. A relative path fails the parse, so a wrong
@@ -87,8 +94,9 @@ list comes back full, and returns chunks of at most 500 recording IDs. Its log e
 counting what was listed, in how many chunks and with how many list calls."""
 TRANSCODE_DOC = """Asks GoToAssist to transcode this chunk. Skipped for chunks that were already ready
 for download when listed. Harmless to repeat: clear it at any time."""
-WAIT_DOC = """Waits until the API reports every recording of this chunk ready for download,
-checking every few minutes without holding a worker slot (reschedule mode)."""
+WAIT_DOC = """Waits until the API reports every recording of this chunk ready for download, without
+holding a worker slot: in Airflow's triggerer (deferred), or in reschedule mode when
+GOTOASSIST_DEFERRABLE is false. Gives up after 12 hours, naming the recordings not ready."""
 DOWNLOAD_DOC = """Stores the MP4, events file and thumbnail of every recording of this chunk under
 `<destination>/YYYY/MM/DD/<recording ID>/`, verified against the sizes announced. Files already stored
 are not fetched again. Fails, naming them, if any recording is not ready or could not be stored; the
@@ -203,6 +211,7 @@ def gotoassist_recordings() -> None:
         )
         wait_until_ready = GoToAssistRecordingsReadySensor(
             task_id="wait_until_ready",
+            deferrable=DEFERRABLE,
             mode="reschedule",
             poke_interval=READY_POKE_INTERVAL,
             timeout=timedelta(hours=12).total_seconds(),

@@ -65,6 +65,10 @@ class RecordingFileSizeError(GoToAssistError):
     """
 
 
+class InvalidTriggerEventError(GoToAssistError):
+    """A deferred task was resumed with an event that its trigger could not have sent."""
+
+
 class RecordingsRefusedError(GoToAssistApiError):
     """The API refused some recording IDs as invalid; all other IDs were processed.
 

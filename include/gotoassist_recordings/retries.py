@@ -3,15 +3,17 @@
 Only faults that a later attempt can fix are retried: connection errors, timeouts,
 answers cut short, HTTP 429 and 5xx. Waits grow exponentially with jitter, a
 ``Retry-After`` the server sends is honoured, and both the number of attempts and the
-total time are bounded.
+total time are bounded. The same rules hold for the hook's ``requests`` calls and the
+trigger's ``aiohttp`` ones.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
+import aiohttp
 import requests
 import tenacity
 
@@ -25,6 +27,11 @@ TRANSIENT_ERRORS = (
     # The connection broke after the headers, so the body is shorter than announced.
     requests.exceptions.ChunkedEncodingError,
     IncompleteDownloadError,
+    # aiohttp: refused, reset or dropped connections, and answers cut off mid-body.
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+    # aiohttp's and asyncio's timeouts.
+    TimeoutError,
     GoToAssistTransientError,
 )
 
@@ -58,6 +65,13 @@ class RetryPolicy:
 
         :param what: the call and its subject, for the warning logged before each retry.
         """
+        return tenacity.Retrying(**self._rules(what, log))(func)
+
+    async def acall(self, what: str, func: Callable[[], Awaitable[T]], log: logging.Logger) -> T:
+        """Await ``func`` under the same rules as :meth:`call`, sleeping without blocking the loop."""
+        return await tenacity.AsyncRetrying(**self._rules(what, log))(func)
+
+    def _rules(self, what: str, log: logging.Logger) -> dict[str, Any]:
         backoff = tenacity.wait_exponential_jitter(multiplier=self.initial_wait, max=self.max_wait)
 
         def wait(state: tenacity.RetryCallState) -> float:
@@ -74,26 +88,29 @@ class RetryPolicy:
                 what,
                 state.attempt_number,
                 self.max_attempts,
-                _describe(error),
+                describe(error),
                 state.upcoming_sleep,
             )
 
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(TRANSIENT_ERRORS),
-            wait=wait,
-            stop=tenacity.stop_after_attempt(self.max_attempts) | tenacity.stop_after_delay(self.max_total),
-            before_sleep=warn,
-            reraise=True,
-        )
-        return retrying(func)
+        return {
+            "retry": tenacity.retry_if_exception_type(TRANSIENT_ERRORS),
+            "wait": wait,
+            "stop": tenacity.stop_after_attempt(self.max_attempts)
+            | tenacity.stop_after_delay(self.max_total),
+            "before_sleep": warn,
+            "reraise": True,
+        }
 
 
-def _describe(error: BaseException | None) -> str:
+def describe(error: BaseException | None) -> str:
+    """Name a transient fault for a log message, without its details (they may hold a URL)."""
     if isinstance(error, GoToAssistTransientError):
         return f"HTTP {error.status}"
-    if isinstance(error, requests.Timeout):
+    if isinstance(error, (requests.Timeout, TimeoutError)):
         return "timed out"
-    if isinstance(error, requests.ConnectionError):
+    if isinstance(
+        error, (requests.ConnectionError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
+    ):
         return "connection failed"
     if isinstance(error, (requests.exceptions.ChunkedEncodingError, IncompleteDownloadError)):
         return "answer cut short"

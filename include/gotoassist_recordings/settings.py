@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -79,9 +79,14 @@ class GoToAssistSettings(BaseModel):
     extra: ConnectionExtra
 
     @classmethod
-    def from_connection(cls, conn: Connection) -> GoToAssistSettings:
-        """Validate a connection, raising one error that names every wrong field."""
-        raw_extra = conn.extra_dejson if conn.extra else {}
+    def from_connection(cls, conn: Connection, decoded_extra: Any = None) -> GoToAssistSettings:
+        """Validate a connection, raising one error that names every wrong field.
+
+        :param decoded_extra: the connection's extra, already decoded; by default it is decoded here.
+            Code running in an event loop decodes it with ``await conn.aextra_dejson()``, which
+            registers its secrets with the masker without blocking the loop.
+        """
+        raw_extra = decoded_extra if decoded_extra is not None else (conn.extra_dejson if conn.extra else {})
         if not isinstance(raw_extra, dict):
             raise GoToAssistConfigError(f"Connection {conn.conn_id!r}: extra must be a JSON object")
         try:

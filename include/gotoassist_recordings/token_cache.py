@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import pendulum
 from airflow.sdk import Variable
 from airflow.sdk.log import mask_secret
+from asgiref.sync import sync_to_async
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,16 @@ class TokenCache(Protocol):
         """Return what was kept for the connection's current credentials, or ``None``."""
 
     def save(self, credentials: KeptCredentials) -> None:
+        """Keep ``credentials`` for later tasks and runs."""
+
+
+class AsyncTokenCache(Protocol):
+    """Keeps :class:`KeptCredentials` for one connection, for code running in an event loop."""
+
+    async def load(self) -> KeptCredentials | None:
+        """Return what was kept for the connection's current credentials, or ``None``."""
+
+    async def save(self, credentials: KeptCredentials) -> None:
         """Keep ``credentials`` for later tasks and runs."""
 
 
@@ -152,3 +163,23 @@ class VariableTokenCache:
             access_token=access_token if isinstance(access_token, str) and access_token else None,
             renew_at=renew_at,
         )
+
+
+class ThreadedTokenCache:
+    """An :class:`AsyncTokenCache` that runs a :class:`TokenCache`'s reads and writes in a worker thread.
+
+    Airflow's task SDK reads and writes Variables synchronously only. Like Airflow's own async
+    connection lookup, the call is handed to a thread with ``asgiref``'s ``sync_to_async``, so the
+    event loop (the triggerer's, shared by every trigger) goes on while a Variable is read or written.
+
+    :param cache: the cache to use, e.g. a :class:`VariableTokenCache`.
+    """
+
+    def __init__(self, cache: TokenCache) -> None:
+        self.cache = cache
+
+    async def load(self) -> KeptCredentials | None:
+        return await sync_to_async(self.cache.load)()
+
+    async def save(self, credentials: KeptCredentials) -> None:
+        await sync_to_async(self.cache.save)(credentials)

@@ -1,29 +1,44 @@
-"""Hook for the GoToAssist Remote Support recordings API."""
+"""Hooks for the GoToAssist Remote Support recordings API: one for workers, one for the triggerer."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import pendulum
 import requests
 from airflow.providers.http.hooks.http import HttpHook
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+from asgiref.sync import sync_to_async
 
-from gotoassist_recordings.auth import TokenProvider
-from gotoassist_recordings.exceptions import (
-    CredentialsRefusedError,
-    GoToAssistApiError,
-    GoToAssistConfigError,
-    GoToAssistTransientError,
-    InvalidResponseError,
+from gotoassist_recordings.api import (
+    DOWNLOAD_LINKS,
+    RECORDINGS,
+    ApiAnswer,
+    ApiRequest,
+    ChunkNarrowing,
+    ChunkOutcome,
+    RecordingIdsRefused,
+    api_base_url,
+    authorization,
+    build_request,
+    chunk_label,
+    download_links,
+    json_body,
+    raise_for_status,
+    refuses_token,
+    renewed_token_refused,
+    static_token_refused,
 )
+from gotoassist_recordings.auth import AsyncTokenProvider, TokenProvider
+from gotoassist_recordings.exceptions import GoToAssistConfigError, InvalidResponseError
 from gotoassist_recordings.listing import ListedRecordings, list_window
 from gotoassist_recordings.models import (
     DownloadLinks,
-    DownloadLinksList,
     RecordingFilter,
     RecordingList,
     check_chunk_size,
@@ -31,36 +46,16 @@ from gotoassist_recordings.models import (
 )
 from gotoassist_recordings.rate_limit import RequestBudget
 from gotoassist_recordings.retries import RetryPolicy
-from gotoassist_recordings.settings import AuthScheme, GoToAssistSettings, IdTransport
-from gotoassist_recordings.token_cache import VariableTokenCache, fingerprint
+from gotoassist_recordings.settings import GoToAssistSettings
+from gotoassist_recordings.token_cache import ThreadedTokenCache, VariableTokenCache, fingerprint
 from gotoassist_recordings.windows import TimeWindow
 
-API_ROOT = "G2A/rest/v1"
-RECORDINGS = "archive/recordings"
+__all__ = ["ChunkOutcome", "GoToAssistAsyncHook", "GoToAssistHook"]
+
 #: Retries of :meth:`GoToAssistHook.test_connection`. Someone is waiting for its answer in the
 #: connection form, so a host that cannot be reached is reported after one quick retry rather than
 #: after the minute or more a task's calls may spend on transient faults.
 TEST_CONNECTION_RETRY_POLICY = RetryPolicy(max_attempts=2, initial_wait=0.5, max_wait=1.0, max_total=10.0)
-
-
-@dataclass
-class ChunkOutcome:
-    """What became of the recording IDs of one transcode, archive or download-links call.
-
-    :param processed: IDs the API accepted.
-    :param refused: IDs the API refused as invalid; the rest of their chunk was still processed.
-    """
-
-    processed: list[str] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
-
-
-class _RecordingIdsRefused(Exception):
-    """A 403 that names recording IDs rather than the credentials (internal to the hook)."""
-
-    def __init__(self, named: list[str]) -> None:
-        super().__init__(f"{len(named)} recording IDs named as invalid")
-        self.named = named
 
 
 class GoToAssistHook(HttpHook):
@@ -99,22 +94,14 @@ class GoToAssistHook(HttpHook):
     @cached_property
     def tokens(self) -> TokenProvider:
         """Access tokens of the connection, shared with its other tasks through an Airflow Variable."""
-        settings = self.settings
-        extra = settings.extra
-        cache = VariableTokenCache(
-            settings.conn_id,
-            fingerprint(
-                extra.token_url, settings.client_id, extra.refresh_token, extra.personal_access_token
-            ),
+        return TokenProvider(
+            self.settings, retry_policy=self.retry_policy, cache=_variable_token_cache(self.settings)
         )
-        return TokenProvider(settings, retry_policy=self.retry_policy, cache=cache)
 
     @cached_property
     def request_budget(self) -> RequestBudget:
         """The API's requests per second, shared with every process that calls it as the same client."""
-        settings = self.settings
-        key = f"{settings.base_url} {settings.client_id or settings.conn_id}"
-        return RequestBudget(settings.extra.max_requests_per_second, settings.extra.rate_limit_store, key)
+        return _request_budget(self.settings)
 
     def get_conn(
         self, headers: dict[str, Any] | None = None, extra_options: dict[str, Any] | None = None
@@ -125,8 +112,7 @@ class GoToAssistHook(HttpHook):
         nor its extra fields as headers.
         """
         if self._session is None:
-            base_url = self.settings.base_url
-            self.base_url = base_url if base_url.endswith(f"/{API_ROOT}") else f"{base_url}/{API_ROOT}"
+            self.base_url = api_base_url(self.settings)
             self._base_url_initialized = True
             session = requests.Session()
             session.headers["Accept"] = "application/json"
@@ -148,8 +134,8 @@ class GoToAssistHook(HttpHook):
             **self._effective_filter(filter).api_params(),
             **window.api_params(to_time_inclusive=self.settings.extra.to_time_inclusive),
         }
-        response = self._call("list", "GET", RECORDINGS, params=params, subject=str(window))
-        return RecordingList.parse_api(_json_body(response, "list"), "list")
+        answer = self._call("list", "GET", RECORDINGS, params=params, subject=str(window))
+        return RecordingList.parse_api(json_body(answer, "list"), "list")
 
     def list_all_recordings(
         self, window: TimeWindow, filter: RecordingFilter | None = None
@@ -184,20 +170,8 @@ class GoToAssistHook(HttpHook):
         :return: one entry per recording that is ready for download (the others are left out
             by the API), and which IDs were refused as invalid.
         """
-        outcome, responses = self._call_with_ids("download-links", "GET", f"{RECORDINGS}/urls", recording_ids)
-        asked = set(outcome.processed)
-        links: list[DownloadLinks] = []
-        for response in responses:
-            links.extend(
-                DownloadLinksList.parse_api(_json_body(response, "download-links"), "download-links").links
-            )
-        unexpected = sorted({link.recording_id for link in links} - asked)
-        if unexpected:
-            raise InvalidResponseError(
-                "GoToAssist download-links call returned recordings that were not asked for: "
-                f"{unexpected[:10]}"
-            )
-        return links, outcome
+        outcome, answers = self._call_with_ids("download-links", "GET", DOWNLOAD_LINKS, recording_ids)
+        return download_links(answers, outcome), outcome
 
     def ready_recording_ids(self, recording_ids: Iterable[Any]) -> tuple[set[str], ChunkOutcome]:
         """Return which of the given recordings the API reports ready for download."""
@@ -212,7 +186,8 @@ class GoToAssistHook(HttpHook):
         anywhere else never sees it, and ``requests`` drops it on a redirect to another host. The
         body is asked for without content encoding, so the bytes read are the bytes that
         ``Content-Length`` announces. The connection's timeout applies to connecting and to each
-        read, not to the whole transfer.
+        read, not to the whole transfer. Files are storage, not calls of the API, so they take
+        nothing from its request budget.
 
         :param url: a ``recordingUrl``, ``eventsUrl`` or ``thumbnailUrl`` of the download-links call.
         :return: the open response; read its body with ``iter_content`` and close it.
@@ -228,11 +203,14 @@ class GoToAssistHook(HttpHook):
         session = self.get_conn()
         headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
         if _origin(url) == _origin(self.base_url):
-            headers["Authorization"] = self._authorization(self.tokens.get())
+            headers["Authorization"] = authorization(self.settings, self.tokens.get())
         response = session.get(url, headers=headers, stream=True, timeout=self.settings.extra.timeout)
         if not 200 <= response.status_code < 300:
             with response:
-                _raise_for_status("download", response, has_ids=False)
+                answer = ApiAnswer.of(
+                    response.status_code, response.reason, response.headers.items(), response.content
+                )
+            raise_for_status("download", answer, has_ids=False)
         return response
 
     def test_connection(self) -> tuple[bool, str]:
@@ -272,37 +250,24 @@ class GoToAssistHook(HttpHook):
 
     def _call_with_ids(
         self, call: str, method: str, endpoint: str, recording_ids: Iterable[Any]
-    ) -> tuple[ChunkOutcome, list[requests.Response]]:
-        """Send a chunk of recording IDs; narrow down a chunk the API refuses for invalid IDs.
-
-        A 403 naming recording IDs means the API rejected the whole call. The chunk is then
-        split (using the IDs the server named, else by halves) until every valid ID has been
-        sent and each invalid one is isolated.
-        """
+    ) -> tuple[ChunkOutcome, list[ApiAnswer]]:
+        """Send a chunk of recording IDs; narrow down a chunk the API refuses for invalid IDs."""
         ids = normalize_recording_ids(recording_ids)
         check_chunk_size(ids, call)
-        outcome = ChunkOutcome()
-        responses: list[requests.Response] = []
-        pending = [ids] if ids else []
-        while pending:
-            part = pending.pop()
+        narrowing = ChunkNarrowing(ids)
+        answers: list[ApiAnswer] = []
+        while (part := narrowing.next_part()) is not None:
             try:
-                responses.append(self._call(call, method, endpoint, ids=part, subject=_chunk_label(part)))
-            except _RecordingIdsRefused as refusal:
-                named = [rid for rid in part if rid in set(refusal.named)]
-                if len(part) == 1:
-                    outcome.refused.extend(part)
-                elif named and len(named) < len(part):
-                    outcome.refused.extend(named)
-                    pending.append([rid for rid in part if rid not in set(named)])
-                else:
-                    middle = len(part) // 2
-                    pending.extend([part[middle:], part[:middle]])
-                continue
-            outcome.processed.extend(part)
-        if outcome.refused:
-            self.log.warning("GoToAssist %s refused %d recording IDs as invalid", call, len(outcome.refused))
-        return outcome, responses
+                answers.append(self._call(call, method, endpoint, ids=part, subject=chunk_label(part)))
+            except RecordingIdsRefused as refusal:
+                narrowing.refused(part, refusal)
+            else:
+                narrowing.accepted(part)
+        if narrowing.outcome.refused:
+            self.log.warning(
+                "GoToAssist %s refused %d recording IDs as invalid", call, len(narrowing.outcome.refused)
+            )
+        return narrowing.outcome, answers
 
     def _call(
         self,
@@ -313,147 +278,220 @@ class GoToAssistHook(HttpHook):
         subject: str,
         params: dict[str, str] | None = None,
         ids: list[str] | None = None,
-    ) -> requests.Response:
+    ) -> ApiAnswer:
         """Make one API call with retries on transient faults and one token renewal on refusal."""
-        request = self._build_request(method, endpoint, params=params, ids=ids)
-        what = f"{call} call for {subject}"
+        request = build_request(self.settings, method, endpoint, params=params, ids=ids)
 
-        def attempt() -> requests.Response:
+        def attempt() -> ApiAnswer:
             token = self.tokens.get()
-            response = self._send(request, token)
-            if self._refuses_token(response, call):
+            answer = self._send(request, token)
+            if refuses_token(answer, call):
                 if not self.tokens.can_renew:
-                    raise CredentialsRefusedError(
-                        call,
-                        response.status_code,
-                        f"the API refused the static access token of connection {self.gotoassist_conn_id!r}",
-                    )
+                    raise static_token_refused(call, answer.status, self.gotoassist_conn_id)
                 self.log.info(
-                    "GoToAssist refused the access token (HTTP %d); obtaining a new one", response.status_code
+                    "GoToAssist refused the access token (HTTP %d); obtaining a new one", answer.status
                 )
                 self.tokens.discard(token)
-                response = self._send(request, self.tokens.get())
-                if self._refuses_token(response, call):
-                    raise CredentialsRefusedError(
-                        call,
-                        response.status_code,
-                        f"the API refused the credentials of connection {self.gotoassist_conn_id!r} "
-                        "even with a newly obtained access token",
-                    )
-            _raise_for_status(call, response, has_ids=ids is not None)
-            return response
+                answer = self._send(request, self.tokens.get())
+                if refuses_token(answer, call):
+                    raise renewed_token_refused(call, answer.status, self.gotoassist_conn_id)
+            raise_for_status(call, answer, has_ids=ids is not None)
+            return answer
 
-        return self.retry_policy.call(what, attempt, self.log)
+        return self.retry_policy.call(f"{call} call for {subject}", attempt, self.log)
 
-    def _build_request(
-        self, method: str, endpoint: str, *, params: dict[str, str] | None, ids: list[str] | None
-    ) -> requests.Request:
-        query: dict[str, Any] = dict(params or {})
-        body = None
-        if ids is not None:
-            transport = self.settings.extra.id_transport
-            if transport is IdTransport.PATH:
-                endpoint = f"{endpoint}/{','.join(ids)}"
-            elif transport is IdTransport.JSON:
-                body = {"recordingIds": ids}
-            elif transport is IdTransport.QUERY:
-                query["recordingIds"] = ",".join(ids)
-            else:
-                query["recordingIds"] = ids
-        self.get_conn()
-        return requests.Request(method, self.url_from_endpoint(endpoint), params=query, json=body)
-
-    def _authorization(self, token: str) -> str:
-        if self.settings.extra.auth_scheme is AuthScheme.OAUTH:
-            return f"OAuth oauth_token={token}"
-        return f"Bearer {token}"
-
-    def _send(self, request: requests.Request, token: str) -> requests.Response:
+    def _send(self, request: ApiRequest, token: str) -> ApiAnswer:
         session = self.get_conn()
         self.request_budget.take()
-        prepared = session.prepare_request(request)
-        prepared.headers["Authorization"] = self._authorization(token)
-        return self.run_and_check(
+        prepared = session.prepare_request(
+            requests.Request(request.method, request.url, params=request.params, json=request.json)
+        )
+        prepared.headers["Authorization"] = authorization(self.settings, token)
+        response = self.run_and_check(
             session, prepared, {"check_response": False, "timeout": self.settings.extra.timeout}
         )
-
-    @staticmethod
-    def _refuses_token(response: requests.Response, call: str) -> bool:
-        if response.status_code == 401:
-            return True
-        return response.status_code == 403 and _refusal_subject(response, call) == "token"
+        return ApiAnswer.of(response.status_code, response.reason, response.headers.items(), response.content)
 
 
-def _refusal_subject(response: requests.Response, call: str) -> str:
-    """Tell what a 403 is about: the ``token``, the recording ``ids``, or the list call's ``keys``."""
-    reason = _reason(response).lower()
-    if "recording" in reason:
-        return "ids"
-    if call == "list" and any(word in reason for word in ("key", "company")):
-        return "keys"
-    return "token"
+class GoToAssistAsyncHook(BaseHook):
+    """Read which recordings are ready for download without blocking an event loop.
+
+    Made for the readiness trigger, which runs in the triggerer's event loop beside every other
+    trigger: the connection is looked up with ``aget_connection``, calls go out with ``aiohttp``,
+    tokens come from an :class:`~gotoassist_recordings.auth.AsyncTokenProvider` sharing the
+    Variable-kept credentials of :class:`GoToAssistHook`, and requests are built, refusals
+    recognised, faults retried and answers validated by the very rules the sync hook follows.
+
+    It does not build on the HTTP provider's ``HttpAsyncHook``, which sends the connection's login
+    and password with every call and its extra fields as headers: here the client secret goes only
+    to the token endpoint and the extras are settings.
+
+    Use it as an async context manager, which closes its HTTP session::
+
+        async with GoToAssistAsyncHook("gotoassist_default") as hook:
+            ready, outcome = await hook.ready_recording_ids(recording_ids)
+
+    :param gotoassist_conn_id: the ``gotoassist`` connection to use.
+    :param retry_policy: how transient faults (connection errors, timeouts, 429, 5xx) are retried.
+    """
+
+    conn_name_attr = "gotoassist_conn_id"
+    default_conn_name = "gotoassist_default"
+    conn_type = "gotoassist"
+    hook_name = "GoToAssist (async)"
+
+    def __init__(
+        self, gotoassist_conn_id: str = default_conn_name, *, retry_policy: RetryPolicy | None = None
+    ) -> None:
+        super().__init__()
+        self.gotoassist_conn_id = gotoassist_conn_id
+        self.retry_policy = retry_policy or RetryPolicy()
+        self._settings: GoToAssistSettings | None = None
+        self._tokens: AsyncTokenProvider | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._budget: RequestBudget | None = None
+
+    async def __aenter__(self) -> GoToAssistAsyncHook:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session, if one was opened."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def get_settings(self) -> GoToAssistSettings:
+        """The validated connection, looked up on first use without blocking the loop."""
+        if self._settings is None:
+            try:
+                conn = await self.aget_connection(self.gotoassist_conn_id)
+            except AirflowNotFoundException:
+                # Under `airflow dags test`, Airflow 3.3 answers only synchronous lookups from the
+                # metadata database (its in-process supervisor channel has no async send). The
+                # synchronous lookup runs in a worker thread, off the loop; a connection that is
+                # nowhere still raises.
+                conn = await sync_to_async(self.get_connection)(self.gotoassist_conn_id)
+            self._settings = GoToAssistSettings.from_connection(conn, await conn.aextra_dejson())
+        return self._settings
+
+    async def get_tokens(self) -> AsyncTokenProvider:
+        """Access tokens of the connection, shared with its tasks through an Airflow Variable."""
+        if self._tokens is None:
+            settings = await self.get_settings()
+            self._tokens = AsyncTokenProvider(
+                settings,
+                session=self._http(),
+                retry_policy=self.retry_policy,
+                cache=ThreadedTokenCache(_variable_token_cache(settings)),
+            )
+        return self._tokens
+
+    async def get_download_links(
+        self, recording_ids: Iterable[Any]
+    ) -> tuple[list[DownloadLinks], ChunkOutcome]:
+        """Fetch the download links of a chunk of at most 500 recordings.
+
+        :return: one entry per recording that is ready for download, and which IDs were refused
+            as invalid.
+        """
+        outcome, answers = await self._call_with_ids("download-links", "GET", DOWNLOAD_LINKS, recording_ids)
+        return download_links(answers, outcome), outcome
+
+    async def ready_recording_ids(self, recording_ids: Iterable[Any]) -> tuple[set[str], ChunkOutcome]:
+        """Return which of the given recordings the API reports ready for download."""
+        links, outcome = await self.get_download_links(recording_ids)
+        return {link.recording_id for link in links}, outcome
+
+    def _spend_budget(self, settings: GoToAssistSettings) -> None:
+        if self._budget is None:
+            self._budget = _request_budget(settings)
+        self._budget.take()
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # trust_env: proxies from the environment, as requests uses them in the sync hook.
+            self._session = aiohttp.ClientSession(headers={"Accept": "application/json"}, trust_env=True)
+        return self._session
+
+    async def _call_with_ids(
+        self, call: str, method: str, endpoint: str, recording_ids: Iterable[Any]
+    ) -> tuple[ChunkOutcome, list[ApiAnswer]]:
+        """Send a chunk of recording IDs; narrow down a chunk the API refuses for invalid IDs."""
+        ids = normalize_recording_ids(recording_ids)
+        check_chunk_size(ids, call)
+        narrowing = ChunkNarrowing(ids)
+        answers: list[ApiAnswer] = []
+        while (part := narrowing.next_part()) is not None:
+            try:
+                answers.append(await self._call(call, method, endpoint, ids=part, subject=chunk_label(part)))
+            except RecordingIdsRefused as refusal:
+                narrowing.refused(part, refusal)
+            else:
+                narrowing.accepted(part)
+        if narrowing.outcome.refused:
+            self.log.warning(
+                "GoToAssist %s refused %d recording IDs as invalid", call, len(narrowing.outcome.refused)
+            )
+        return narrowing.outcome, answers
+
+    async def _call(
+        self, call: str, method: str, endpoint: str, *, subject: str, ids: list[str] | None = None
+    ) -> ApiAnswer:
+        """Make one API call with retries on transient faults and one token renewal on refusal."""
+        settings = await self.get_settings()
+        tokens = await self.get_tokens()
+        request = build_request(settings, method, endpoint, ids=ids)
+
+        async def attempt() -> ApiAnswer:
+            token = await tokens.get()
+            answer = await self._send(settings, request, token)
+            if refuses_token(answer, call):
+                if not tokens.can_renew:
+                    raise static_token_refused(call, answer.status, self.gotoassist_conn_id)
+                self.log.info(
+                    "GoToAssist refused the access token (HTTP %d); obtaining a new one", answer.status
+                )
+                await tokens.discard(token)
+                answer = await self._send(settings, request, await tokens.get())
+                if refuses_token(answer, call):
+                    raise renewed_token_refused(call, answer.status, self.gotoassist_conn_id)
+            raise_for_status(call, answer, has_ids=ids is not None)
+            return answer
+
+        return await self.retry_policy.acall(f"{call} call for {subject}", attempt, self.log)
+
+    async def _send(self, settings: GoToAssistSettings, request: ApiRequest, token: str) -> ApiAnswer:
+        # The budget is kept in a file or in Redis behind a lock: set it up and wait for it in a
+        # thread of its own, so neither blocks the loop nor holds up the token cache's thread.
+        await sync_to_async(self._spend_budget, thread_sensitive=False)(settings)
+        async with self._http().request(
+            request.method,
+            request.url,
+            params=request.params,
+            json=request.json,
+            headers={"Authorization": authorization(settings, token)},
+            timeout=aiohttp.ClientTimeout(total=settings.extra.timeout),
+        ) as response:
+            body = await response.read()
+        return ApiAnswer.of(response.status, response.reason, response.headers.items(), body)
 
 
-def _raise_for_status(call: str, response: requests.Response, *, has_ids: bool) -> None:
-    status = response.status_code
-    if 200 <= status < 300:
-        return
-    if status == 429 or status >= 500:
-        raise GoToAssistTransientError(call, status, _reason(response), _retry_after(response))
-    if status == 403 and has_ids and _refusal_subject(response, call) == "ids":
-        try:
-            named = response.json().get("invalidRecordingIds") or []
-            named = [str(rid) for rid in named] if isinstance(named, list) else []
-        except (ValueError, AttributeError):
-            named = []
-        raise _RecordingIdsRefused(named)
-    raise GoToAssistApiError(call, status, _reason(response))
+def _variable_token_cache(settings: GoToAssistSettings) -> VariableTokenCache:
+    """The Variable both hooks keep a connection's newest credentials in."""
+    extra = settings.extra
+    return VariableTokenCache(
+        settings.conn_id,
+        fingerprint(extra.token_url, settings.client_id, extra.refresh_token, extra.personal_access_token),
+    )
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    """Seconds to wait according to a ``Retry-After`` header (seconds or an HTTP date)."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = pendulum.from_format(value, "ddd, DD MMM YYYY HH:mm:ss [GMT]", tz="UTC")
-    except ValueError:
-        return None
-    return max(0.0, (when - pendulum.now("UTC")).total_seconds())
-
-
-def _reason(response: requests.Response) -> str:
-    """A short, log-safe account of an error response: its message, never the raw body."""
-    content_type = response.headers.get("Content-Type", "")
-    if "html" in content_type.lower():
-        return f"the server answered with an HTML page ({response.reason or 'no reason given'})"
-    try:
-        payload = response.json()
-    except ValueError:
-        return response.reason or "no reason given"
-    if isinstance(payload, dict):
-        parts = [str(payload[key]) for key in ("error", "message", "error_description") if payload.get(key)]
-        refused = payload.get("invalidRecordingIds")
-        if isinstance(refused, list) and refused:
-            parts.append("invalid recording IDs: " + ", ".join(str(rid) for rid in refused[:20]))
-        if parts:
-            return "; ".join(parts)[:500]
-    return response.reason or "no reason given"
-
-
-def _json_body(response: requests.Response, call: str) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        content_type = response.headers.get("Content-Type", "no content type")
-        raise InvalidResponseError(
-            f"GoToAssist {call} call answered HTTP {response.status_code} with a body that is not JSON "
-            f"({content_type}, {len(response.content)} bytes)"
-        ) from None
+def _request_budget(settings: GoToAssistSettings) -> RequestBudget:
+    """The budget both hooks share with every process that calls the API as the same client."""
+    key = f"{settings.base_url} {settings.client_id or settings.conn_id}"
+    return RequestBudget(settings.extra.max_requests_per_second, settings.extra.rate_limit_store, key)
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -466,7 +504,3 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 def _without_query(url: str) -> str:
     """A URL without its query and fragment, where a pre-signed link keeps its signature."""
     return urlunsplit(urlsplit(url)._replace(query="", fragment=""))[:200]
-
-
-def _chunk_label(ids: list[str]) -> str:
-    return f"{len(ids)} recordings ({ids[0]}…{ids[-1]})" if len(ids) > 1 else f"recording {ids[0]}"
