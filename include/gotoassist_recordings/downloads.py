@@ -44,18 +44,22 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pendulum
-from airflow.sdk import ObjectStoragePath
 
 from gotoassist_recordings.exceptions import (
     GoToAssistConfigError,
     IncompleteDownloadError,
     RecordingFileSizeError,
 )
-from gotoassist_recordings.hooks.gotoassist import GoToAssistHook
 from gotoassist_recordings.models import DownloadLinks
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+    from gotoassist_recordings.hooks.gotoassist import GoToAssistHook
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +140,10 @@ def destination_path(destination: str | ObjectStoragePath) -> ObjectStoragePath:
     :param destination: a setting as :func:`check_destination` accepts it, or a path already.
     :raises GoToAssistConfigError: if :func:`check_destination` refuses it.
     """
+    # Imported here, as object storage is only touched when files are stored: the nightly DAG
+    # calls check_destination each time it is parsed.
+    from airflow.sdk import ObjectStoragePath
+
     if isinstance(destination, ObjectStoragePath):
         return destination
     return ObjectStoragePath(check_destination(str(destination or "")))

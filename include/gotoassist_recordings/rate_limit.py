@@ -16,15 +16,12 @@ second, kept in a store the processes share (pyrate-limiter does the bookkeeping
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from pathlib import Path
 
 from pyrate_limiter import InMemoryBucket, Limiter, Rate, RedisBucket, SQLiteBucket
 
 from gotoassist_recordings.exceptions import GoToAssistConfigError
 
-DEFAULT_REQUESTS_PER_SECOND = 10
-DEFAULT_STORE = f"sqlite:///{Path(tempfile.gettempdir()) / 'gotoassist-request-budget.sqlite'}"
 #: Slack added to each computed wait, so a request is never sent a hair early.
 _WAIT_MARGIN_MS = 20
 #: The window the budget is counted over. Requests reach the server a varying few milliseconds after

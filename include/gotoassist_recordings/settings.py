@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import enum
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from gotoassist_recordings.exceptions import GoToAssistConfigError
 from gotoassist_recordings.models import OptionalDigits
-from gotoassist_recordings.rate_limit import DEFAULT_REQUESTS_PER_SECOND, DEFAULT_STORE
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
+#: The connection the hooks, operators, sensor and trigger use unless told another.
+DEFAULT_CONN_ID = "gotoassist_default"
 DEFAULT_API_HOST = "https://api.getgo.com"
 DEFAULT_TOKEN_URL = "https://authentication.logmeininc.com/oauth/token"
 DEFAULT_TIMEOUT_SECONDS = 30.0
+#: The API's documented rate limit.
+DEFAULT_REQUESTS_PER_SECOND = 10
+#: Where the request budget is kept unless told otherwise: a file every process of the machine sees.
+DEFAULT_RATE_LIMIT_STORE = f"sqlite:///{Path(tempfile.gettempdir()) / 'gotoassist-request-budget.sqlite'}"
 
 
 class AuthScheme(enum.StrEnum):
@@ -61,7 +68,7 @@ class ConnectionExtra(BaseModel):
     to_time_inclusive: bool = False
     timeout: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0)
     max_requests_per_second: int = Field(default=DEFAULT_REQUESTS_PER_SECOND, ge=1)
-    rate_limit_store: str = DEFAULT_STORE
+    rate_limit_store: str = DEFAULT_RATE_LIMIT_STORE
 
 
 class GoToAssistSettings(BaseModel):

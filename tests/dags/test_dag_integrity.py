@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
@@ -103,3 +106,22 @@ def test_a_relative_download_folder_is_an_import_error(monkeypatch: pytest.Monke
 
     [error] = bag.import_errors.values()
     assert "GOTOASSIST_DOWNLOAD_TO 'recordings' is not an absolute path" in error
+
+
+def test_parsing_the_dag_leaves_the_http_clients_unimported(tmp_path) -> None:
+    # The DAG processor parses the file far more often than its tasks run, and every task process
+    # parses it too: the hooks and their HTTP clients are imported only by tasks that call the API.
+    script = (
+        "import sys\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(DAGS_FOLDER)!r})\n"
+        "assert not bag.import_errors, bag.import_errors\n"
+        "heavy = ('aiohttp', 'requests', 'pyrate_limiter', 'gotoassist_recordings.hooks.gotoassist')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    environment = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
+    finished = subprocess.run(
+        [sys.executable, "-c", script], env=environment, capture_output=True, text=True, check=True
+    )
+
+    assert finished.stdout.strip().splitlines()[-1] == "[]"

@@ -46,7 +46,7 @@ from gotoassist_recordings.models import (
 )
 from gotoassist_recordings.rate_limit import RequestBudget
 from gotoassist_recordings.retries import RetryPolicy
-from gotoassist_recordings.settings import GoToAssistSettings
+from gotoassist_recordings.settings import DEFAULT_CONN_ID, GoToAssistSettings
 from gotoassist_recordings.token_cache import ThreadedTokenCache, VariableTokenCache, fingerprint
 from gotoassist_recordings.windows import TimeWindow
 
@@ -70,7 +70,7 @@ class GoToAssistHook(HttpHook):
     """
 
     conn_name_attr = "gotoassist_conn_id"
-    default_conn_name = "gotoassist_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "gotoassist"
     hook_name = "GoToAssist"
 
@@ -336,7 +336,7 @@ class GoToAssistAsyncHook(BaseHook):
     """
 
     conn_name_attr = "gotoassist_conn_id"
-    default_conn_name = "gotoassist_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "gotoassist"
     hook_name = "GoToAssist (async)"
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import requests
-
 from gotoassist_recordings.downloads import DEFAULT_CHUNK_SIZE, RecordingFileStore
 from gotoassist_recordings.exceptions import GoToAssistError
 from gotoassist_recordings.models import normalize_recording_ids
@@ -68,6 +66,9 @@ class GoToAssistDownloadRecordingsOperator(_GoToAssistOperator):
         self.chunk_size = chunk_size
 
     def execute(self, context: Context) -> dict[str, int]:
+        # Imported here: the HTTP client is for running the task, not for parsing the DAG.
+        import requests
+
         recording_ids = normalize_recording_ids(self.recording_ids)
         store = RecordingFileStore(
             self.hook, self.destination, timezone=self.timezone, chunk_size=self.chunk_size
@@ -128,6 +129,8 @@ class GoToAssistDownloadRecordingsOperator(_GoToAssistOperator):
 
 def _describe(error: BaseException) -> str:
     """Say why a recording failed, without the link: a pre-signed URL's query is a credential."""
+    import requests
+
     if isinstance(error, requests.RequestException):
         return f"{type(error).__name__} (no attempt succeeded)"
     return str(error)

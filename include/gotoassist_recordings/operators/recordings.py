@@ -13,19 +13,22 @@ from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowSkipException
 from pydantic import ValidationError
 
+from gotoassist_recordings.api import ChunkOutcome
 from gotoassist_recordings.day_report import LIST_CALLS_KEY, REFUSED_KEY
 from gotoassist_recordings.exceptions import GoToAssistConfigError, GoToAssistError, RecordingsRefusedError
-from gotoassist_recordings.hooks.gotoassist import ChunkOutcome, GoToAssistHook
 from gotoassist_recordings.models import (
     MAX_IDS_PER_CALL,
     RecordingFilter,
     normalize_recording_ids,
     split_into_chunks,
 )
+from gotoassist_recordings.settings import DEFAULT_CONN_ID
 from gotoassist_recordings.windows import TimeWindow
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from gotoassist_recordings.hooks.gotoassist import GoToAssistHook
 
 
 class _GoToAssistOperator(BaseOperator):
@@ -38,7 +41,7 @@ class _GoToAssistOperator(BaseOperator):
     def __init__(
         self,
         *,
-        gotoassist_conn_id: str = GoToAssistHook.default_conn_name,
+        gotoassist_conn_id: str = DEFAULT_CONN_ID,
         chunk_label: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -48,6 +51,10 @@ class _GoToAssistOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> GoToAssistHook:
+        # Imported here: the HTTP clients behind the hook are for running tasks, and a DAG file that
+        # imports this module is parsed far more often than it runs.
+        from gotoassist_recordings.hooks.gotoassist import GoToAssistHook
+
         return GoToAssistHook(gotoassist_conn_id=self.gotoassist_conn_id)
 
 

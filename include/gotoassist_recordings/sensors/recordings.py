@@ -12,16 +12,17 @@ from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from gotoassist_recordings.exceptions import GoToAssistError
-from gotoassist_recordings.hooks.gotoassist import GoToAssistHook
 from gotoassist_recordings.models import normalize_recording_ids
-from gotoassist_recordings.triggers.recordings import (
-    GoToAssistRecordingsReadyTrigger,
-    ReadinessEvent,
-    ReadinessStatus,
-)
+from gotoassist_recordings.settings import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from gotoassist_recordings.hooks.gotoassist import GoToAssistHook
+    from gotoassist_recordings.triggers.recordings import GoToAssistRecordingsReadyTrigger
+
+# The hook and the trigger are imported where they are used: the HTTP clients behind them are for
+# running tasks, and a DAG file that imports this module is parsed far more often than it runs.
 
 #: The longest wait between two checks in deferrable mode when ``max_wait`` is not set (or
 #: ``poke_interval`` if that is longer).
@@ -67,7 +68,7 @@ class GoToAssistRecordingsReadySensor(BaseSensorOperator):
         *,
         recording_ids: list[str] | str,
         chunk_label: str | None = None,
-        gotoassist_conn_id: str = GoToAssistHook.default_conn_name,
+        gotoassist_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -81,6 +82,8 @@ class GoToAssistRecordingsReadySensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> GoToAssistHook:
+        from gotoassist_recordings.hooks.gotoassist import GoToAssistHook
+
         return GoToAssistHook(gotoassist_conn_id=self.gotoassist_conn_id)
 
     def execute(self, context: Context) -> None:
@@ -97,6 +100,8 @@ class GoToAssistRecordingsReadySensor(BaseSensorOperator):
 
     def trigger(self, deadline: pendulum.DateTime) -> GoToAssistRecordingsReadyTrigger:
         """The trigger that waits for this chunk in the triggerer until ``deadline``."""
+        from gotoassist_recordings.triggers.recordings import GoToAssistRecordingsReadyTrigger
+
         max_poll_interval = (
             self.max_wait.total_seconds() if self.max_wait is not None else DEFAULT_MAX_POLL_INTERVAL_SECONDS
         )
@@ -129,6 +134,8 @@ class GoToAssistRecordingsReadySensor(BaseSensorOperator):
         :raises AirflowSensorTimeout: if the deadline passed with recordings still not ready.
         :raises GoToAssistError: if the trigger could not check readiness.
         """
+        from gotoassist_recordings.triggers.recordings import ReadinessEvent, ReadinessStatus
+
         readiness = ReadinessEvent.from_trigger(event, normalize_recording_ids(self.recording_ids))
         if readiness.status is ReadinessStatus.READY:
             self.log.info("%s", readiness.message)
