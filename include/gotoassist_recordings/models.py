@@ -76,6 +76,18 @@ def split_into_chunks(recording_ids: list[str], size: int = MAX_IDS_PER_CALL) ->
     return [recording_ids[start : start + size] for start in range(0, len(recording_ids), size)]
 
 
+def describe_problems(error: ValidationError, *, whole: str, most: int | None = None) -> str:
+    """Say in one line what a validation found wrong, field by field.
+
+    :param whole: what to call the value itself, for a problem with no field (e.g. ``body``).
+    :param most: name at most this many problems; all of them when ``None``.
+    """
+    problems = error.errors()[:most] if most else error.errors()
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or whole}: {problem['msg']}" for problem in problems
+    )
+
+
 def _parse_recording_id(value: Any) -> str:
     try:
         return to_recording_id(value)
@@ -96,12 +108,9 @@ class _ApiModel(BaseModel):
         try:
             return cls.model_validate(payload)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in problem['loc']) or 'body'}: {problem['msg']}"
-                for problem in error.errors()[:5]
-            )
             raise InvalidResponseError(
-                f"GoToAssist {call} response is not as documented: {problems}"
+                f"GoToAssist {call} response is not as documented: "
+                f"{describe_problems(error, whole='body', most=5)}"
             ) from None
 
 

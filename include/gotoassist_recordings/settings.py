@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from gotoassist_recordings.exceptions import GoToAssistConfigError
-from gotoassist_recordings.models import OptionalDigits
+from gotoassist_recordings.models import OptionalDigits, describe_problems
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -99,11 +99,9 @@ class GoToAssistSettings(BaseModel):
         try:
             extra = ConnectionExtra.model_validate(raw_extra)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in problem['loc'])}: {problem['msg']}" for problem in error.errors()
-            )
             raise GoToAssistConfigError(
-                f"Connection {conn.conn_id!r} has invalid extra fields ({problems}). "
+                f"Connection {conn.conn_id!r} has invalid extra fields "
+                f"({describe_problems(error, whole='extra')}). "
                 f"Allowed keys: {', '.join(ConnectionExtra.model_fields)}"
             ) from None
         settings = cls(

@@ -19,6 +19,7 @@ from gotoassist_recordings.exceptions import GoToAssistConfigError, GoToAssistEr
 from gotoassist_recordings.models import (
     MAX_IDS_PER_CALL,
     RecordingFilter,
+    describe_problems,
     normalize_recording_ids,
     split_into_chunks,
 )
@@ -195,8 +196,9 @@ class GoToAssistListRecordingsOperator(_GoToAssistOperator):
                 session_type=None if session_type in (None, "") else session_type,
             )
         except ValidationError as error:
-            problems = "; ".join(f"{p['loc'][0]}: {p['msg']}" for p in error.errors())
-            raise GoToAssistConfigError(f"Invalid recording filter ({problems})") from None
+            raise GoToAssistConfigError(
+                f"Invalid recording filter ({describe_problems(error, whole='filter')})"
+            ) from None
 
 
 class GoToAssistTranscodeRecordingsOperator(_GoToAssistOperator):

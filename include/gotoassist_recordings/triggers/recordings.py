@@ -18,6 +18,7 @@ from gotoassist_recordings.models import (
     MAX_IDS_PER_CALL,
     RecordingId,
     check_chunk_size,
+    describe_problems,
     normalize_recording_ids,
 )
 from gotoassist_recordings.retries import TRANSIENT_ERRORS, RetryPolicy, describe
@@ -82,12 +83,9 @@ class ReadinessEvent(BaseModel):
         try:
             event = cls.model_validate(payload)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in problem['loc']) or 'event'}: {problem['msg']}"
-                for problem in error.errors()[:5]
-            )
             raise InvalidTriggerEventError(
-                f"The readiness trigger sent an event that is not as expected ({problems})"
+                "The readiness trigger sent an event that is not as expected "
+                f"({describe_problems(error, whole='event', most=5)})"
             ) from None
         strangers = set(event.waiting_ids + event.refused_ids) - set(recording_ids)
         if event.asked != len(recording_ids) or strangers:
