@@ -161,6 +161,23 @@ def test_a_look_back_that_does_not_end_before_the_window_is_refused(api, make_co
     assert api.calls(since=before, endpoints="list") == []
 
 
+def test_more_chunks_than_airflow_can_map_fail_the_listing_saying_what_to_change(
+    api, make_connection, monkeypatch
+):
+    # 1,234 recordings make three chunks; Airflow is told to map at most two.
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "2")
+    conn_id = make_connection(api.base_url)
+
+    with pytest.raises(GoToAssistError) as raised:
+        list_day(conn_id)
+
+    assert str(raised.value) == (
+        "The window holds 3 chunks of up to 500 recordings, more than Airflow's [core] max_map_length "
+        "of 2. Raise max_map_length (AIRFLOW__CORE__MAX_MAP_LENGTH) or process the window in shorter "
+        "runs; nothing was transcoded or archived."
+    )
+
+
 def test_full_chunk_with_duplicates_is_one_call(api, make_connection):
     conn_id = make_connection(api.base_url)
     recording_ids = api.seeded[DAY].day_recording_ids[:500]
