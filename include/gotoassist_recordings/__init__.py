@@ -49,13 +49,13 @@ def get_provider_info() -> dict:
                         "description": "A ready-made bearer token; it is never refreshed.",
                         "schema": {"type": ["string", "null"], "format": "password"},
                     },
+                    # No default in the form: Airflow masks fields named like "token", so a pre-filled
+                    # default would be saved back as "***".
                     "token_url": {
                         "label": "Token URL",
-                        "description": "OAuth token endpoint.",
-                        "schema": {
-                            "type": ["string", "null"],
-                            "default": "https://authentication.logmeininc.com/oauth/token",
-                        },
+                        "description": "OAuth token endpoint; empty for "
+                        "https://authentication.logmeininc.com/oauth/token.",
+                        "schema": {"type": ["string", "null"]},
                     },
                     "account_key": {
                         "label": "Account key",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import enum
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from gotoassist_recordings.exceptions import GoToAssistConfigError
 from gotoassist_recordings.models import OptionalDigits, describe_problems
@@ -20,6 +21,8 @@ DEFAULT_CONN_ID = "gotoassist_default"
 DEFAULT_API_HOST = "https://api.getgo.com"
 DEFAULT_TOKEN_URL = "https://authentication.logmeininc.com/oauth/token"
 DEFAULT_TIMEOUT_SECONDS = 30.0
+#: What Airflow shows in place of a value it takes for a secret.
+MASKED_VALUE = "***"
 #: The API's documented rate limit.
 DEFAULT_REQUESTS_PER_SECOND = 10
 #: Where the request budget is kept unless told otherwise: a file every process of the machine sees.
@@ -70,6 +73,25 @@ class ConnectionExtra(BaseModel):
     max_requests_per_second: int = Field(default=DEFAULT_REQUESTS_PER_SECOND, ge=1)
     rate_limit_store: str = DEFAULT_RATE_LIMIT_STORE
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_fields_take_their_defaults(cls, fields: Any) -> Any:
+        """Read the extra as Airflow's connection form saves it.
+
+        The form saves every field left empty as ``null``, which here means "the default". It shows
+        the values of fields whose names look secret (any with "token" in it) as ``***``, and a
+        value saved back unchanged from such a display would be taken for the real one.
+        """
+        if not isinstance(fields, dict):
+            return fields
+        masked = sorted(name for name, value in fields.items() if value == MASKED_VALUE)
+        if masked:
+            raise ValueError(
+                f"{', '.join(masked)} holds {MASKED_VALUE!r}, the mask Airflow shows in place of a "
+                "secret, not a value: type the real one into the connection"
+            )
+        return {name: value for name, value in fields.items() if value is not None}
+
 
 class GoToAssistSettings(BaseModel):
     """Everything the hook needs from a connection, with defaults applied.
@@ -101,7 +123,7 @@ class GoToAssistSettings(BaseModel):
         except ValidationError as error:
             raise GoToAssistConfigError(
                 f"Connection {conn.conn_id!r} has invalid extra fields "
-                f"({describe_problems(error, whole='extra')}). "
+                f"({describe_problems(error, whole='extra')}){_suggestions(raw_extra)}. "
                 f"Allowed keys: {', '.join(ConnectionExtra.model_fields)}"
             ) from None
         settings = cls(
@@ -127,6 +149,17 @@ class GoToAssistSettings(BaseModel):
                 f"Connection {self.conn_id!r} needs the OAuth client ID (login) and client secret "
                 "(password) to obtain access tokens"
             )
+
+
+def _suggestions(fields: dict[str, Any]) -> str:
+    """Name the allowed key each unknown key was most likely meant to be, if any is close."""
+    known = list(ConnectionExtra.model_fields)
+    guesses = [
+        f"{name!r} for {match[0]!r}"
+        for name in fields
+        if name not in known and (match := difflib.get_close_matches(name, known, n=1))
+    ]
+    return f"; did you mean {', '.join(guesses)}?" if guesses else ""
 
 
 def _base_url(conn: Connection) -> str:
