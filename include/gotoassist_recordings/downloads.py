@@ -131,7 +131,30 @@ def check_destination(text: str, *, allow_empty: bool = False, name: str = "The 
             f"{name} {text!r} is not an absolute path; give one (/data/recordings), "
             "a file:/// URL or an object-storage URL"
         )
+    if parts.scheme not in ("", "file"):
+        _check_storage_installed(parts.scheme, text, name)
     return text
+
+
+def _check_storage_installed(scheme: str, text: str, name: str) -> None:
+    """Refuse a storage URL no installed file system can write to, before a night is spent on it.
+
+    Only the file system's class is looked up, so nothing connects anywhere.
+    """
+    import fsspec
+
+    try:
+        fsspec.get_filesystem_class(scheme)
+        return
+    except (ValueError, ImportError) as error:
+        problem = str(error)
+    # Airflow's providers may bring file systems fsspec does not know by itself.
+    from airflow.sdk.io.fs import has_fs
+
+    if not has_fs(scheme):
+        raise GoToAssistConfigError(
+            f"{name} {text!r}: no installed file system stores {scheme}:// URLs ({problem})"
+        )
 
 
 def destination_path(destination: str | ObjectStoragePath) -> ObjectStoragePath:

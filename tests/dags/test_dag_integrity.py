@@ -80,7 +80,7 @@ def test_nightly_dag_shape(dag_bag: DagBag) -> None:
     assert [asset.name for asset in report.outlets] == ["gotoassist_recordings_archived"]
 
 
-@pytest.mark.parametrize("destination", ["/srv/recordings", "s3://aws_default@bucket/recordings"])
+@pytest.mark.parametrize("destination", ["/srv/recordings", "memory://recordings"])
 def test_with_downloads_on_a_chunk_is_archived_only_after_its_download(
     monkeypatch: pytest.MonkeyPatch, destination: str
 ) -> None:
@@ -97,6 +97,27 @@ def test_with_downloads_on_a_chunk_is_archived_only_after_its_download(
     # Archiving runs only when the download succeeded, never after it failed or was skipped.
     assert archive.trigger_rule == "all_success"
     assert download.destination == destination
+
+
+@pytest.mark.parametrize(
+    ("destination", "named"),
+    [
+        pytest.param("s4://bucket/recordings", "(Protocol not known: s4)", id="unknown-scheme"),
+        # This project does not install s3fs: S3 needs the Amazon provider, or s3fs.
+        pytest.param("s3://bucket/recordings", "(Install s3fs to access S3)", id="storage-not-installed"),
+    ],
+)
+def test_a_storage_no_file_system_can_write_to_is_an_import_error(
+    monkeypatch: pytest.MonkeyPatch, destination: str, named: str
+) -> None:
+    monkeypatch.setenv("GOTOASSIST_DOWNLOAD_TO", destination)
+    _refuse_network(monkeypatch)
+
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+
+    [error] = bag.import_errors.values()
+    assert f"GOTOASSIST_DOWNLOAD_TO {destination!r}: no installed file system stores" in error
+    assert named in error
 
 
 def test_a_relative_download_folder_is_an_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
