@@ -41,7 +41,6 @@ triggerer), `GOTOASSIST_LOOK_BACK_DAYS` (default of the `look_back_days` paramet
 from __future__ import annotations
 
 import logging
-import os
 from datetime import timedelta
 from typing import Any
 
@@ -56,13 +55,13 @@ from airflow.sdk import (
     task_group,
 )
 
+from gotoassist_recordings.dag_settings import MAX_LOOK_BACK_DAYS, NightlyDagSettings
 from gotoassist_recordings.day_report import (
     RECORDINGS_ARCHIVED,
     REPORT_TASK_ID,
     collect_day_report,
     publish_day_report,
 )
-from gotoassist_recordings.downloads import check_destination
 from gotoassist_recordings.operators.downloads import GoToAssistDownloadRecordingsOperator
 from gotoassist_recordings.operators.recordings import (
     GoToAssistArchiveRecordingsOperator,
@@ -72,20 +71,8 @@ from gotoassist_recordings.operators.recordings import (
 from gotoassist_recordings.sensors.recordings import GoToAssistRecordingsReadySensor
 from gotoassist_recordings.windows import look_back_start, run_window
 
-TIMEZONE = os.environ.get("GOTOASSIST_TIMEZONE", "UTC")
-CONN_ID = os.environ.get("GOTOASSIST_CONN_ID", "gotoassist_default")
-READY_POKE_INTERVAL = float(os.environ.get("GOTOASSIST_READY_POKE_INTERVAL", "300"))
-_DEFERRABLE = os.environ.get("GOTOASSIST_DEFERRABLE", "true").strip().lower()
-if _DEFERRABLE not in {"true", "false"}:
-    raise ValueError(f"GOTOASSIST_DEFERRABLE must be true or false, got {_DEFERRABLE!r}")
-DEFERRABLE = _DEFERRABLE == "true"
-LOOK_BACK_DAYS = int(os.environ.get("GOTOASSIST_LOOK_BACK_DAYS", "7"))
-API_POOL = os.environ.get("GOTOASSIST_API_POOL", "gotoassist_api")
-# A base folder or storage URL turns the download step on. A relative path fails the parse, so a wrong
-# setting shows as an import error rather than as a night of failed chunks.
-DOWNLOAD_TO = check_destination(
-    os.environ.get("GOTOASSIST_DOWNLOAD_TO", ""), allow_empty=True, name="GOTOASSIST_DOWNLOAD_TO"
-)
+SETTINGS = NightlyDagSettings.from_environment()
+TIMEZONE = SETTINGS.timezone
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +110,10 @@ PARAMS = {
         None, type=["null", "integer"], enum=[None, 0, 1], description="0 attended, 1 unattended."
     ),
     "look_back_days": Param(
-        LOOK_BACK_DAYS,
+        SETTINGS.look_back_days,
         type="integer",
         minimum=0,
-        maximum=31,
+        maximum=MAX_LOOK_BACK_DAYS,
         description="Also process what earlier runs left unarchived in this many days before the window.",
     ),
 }
@@ -139,10 +126,10 @@ PARAMS = {
     catchup=False,
     max_active_runs=4,
     default_args={
-        "gotoassist_conn_id": CONN_ID,
+        "gotoassist_conn_id": SETTINGS.conn_id,
         # Bounds how many tasks call the API at once; the connection's request budget bounds how fast.
         # The two tasks that do not call it run in the default pool.
-        "pool": API_POOL,
+        "pool": SETTINGS.api_pool,
         "retries": 3,
         "retry_delay": timedelta(minutes=2),
         "retry_exponential_backoff": 2.0,
@@ -211,9 +198,9 @@ def gotoassist_recordings() -> None:
         )
         wait_until_ready = GoToAssistRecordingsReadySensor(
             task_id="wait_until_ready",
-            deferrable=DEFERRABLE,
+            deferrable=SETTINGS.deferrable,
             mode="reschedule",
-            poke_interval=READY_POKE_INTERVAL,
+            poke_interval=SETTINGS.ready_poke_interval,
             timeout=timedelta(hours=12).total_seconds(),
             # Chunks that were ready when listed skip transcoding and come straight here.
             trigger_rule=TriggerRule.NONE_FAILED,
@@ -221,10 +208,14 @@ def gotoassist_recordings() -> None:
             **chunk,
         )
         archive = GoToAssistArchiveRecordingsOperator(task_id="archive", doc_md=ARCHIVE_DOC, **chunk)
-        if DOWNLOAD_TO:
+        if SETTINGS.download_to:
             # Archive only after every file of the chunk is stored: it runs only if download succeeded.
             download = GoToAssistDownloadRecordingsOperator(
-                task_id="download", destination=DOWNLOAD_TO, timezone=TIMEZONE, doc_md=DOWNLOAD_DOC, **chunk
+                task_id="download",
+                destination=SETTINGS.download_to,
+                timezone=TIMEZONE,
+                doc_md=DOWNLOAD_DOC,
+                **chunk,
             )
             transcode >> wait_until_ready >> download >> archive
         else:

@@ -116,7 +116,7 @@ def test_a_storage_no_file_system_can_write_to_is_an_import_error(
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
 
     [error] = bag.import_errors.values()
-    assert f"GOTOASSIST_DOWNLOAD_TO {destination!r}: no installed file system stores" in error
+    assert f"GOTOASSIST_DOWNLOAD_TO: the value {destination!r}: no installed file system stores" in error
     assert named in error
 
 
@@ -126,7 +126,7 @@ def test_a_relative_download_folder_is_an_import_error(monkeypatch: pytest.Monke
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
 
     [error] = bag.import_errors.values()
-    assert "GOTOASSIST_DOWNLOAD_TO 'recordings' is not an absolute path" in error
+    assert "GOTOASSIST_DOWNLOAD_TO: the value 'recordings' is not an absolute path" in error
 
 
 def test_parsing_the_dag_leaves_the_http_clients_unimported(tmp_path) -> None:
@@ -146,3 +146,32 @@ def test_parsing_the_dag_leaves_the_http_clients_unimported(tmp_path) -> None:
     )
 
     assert finished.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        pytest.param(
+            "GOTOASSIST_TIMEZONE", "Europe/Berln", "'Europe/Berln' is not an IANA timezone", id="timezone"
+        ),
+        pytest.param(
+            "GOTOASSIST_READY_POKE_INTERVAL", "5m", "Input should be a valid number", id="poke-interval"
+        ),
+        pytest.param(
+            "GOTOASSIST_DEFERRABLE", "sometimes", "Input should be a valid boolean", id="deferrable"
+        ),
+        pytest.param(
+            "GOTOASSIST_LOOK_BACK_DAYS", "40", "Input should be less than or equal to 31", id="look-back"
+        ),
+        pytest.param("GOTOASSIST_API_POOL", "", "String should have at least 1 character", id="pool"),
+    ],
+)
+def test_a_wrong_setting_is_an_import_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, reason: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+
+    [error] = bag.import_errors.values()
+    assert f"The nightly DAG's settings are wrong: {variable}: {reason}" in error

@@ -111,12 +111,3 @@ def test_the_wait_is_deferrable_unless_turned_off(
     wait = bag.dags["gotoassist_recordings"].get_task("process_chunk.wait_until_ready")
     assert wait.deferrable is deferrable
     assert wait.mode == "reschedule"
-
-
-def test_a_setting_that_is_not_true_or_false_fails_the_dag_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GOTOASSIST_DEFERRABLE", "sometimes")
-
-    bag = DagBag(dag_folder=str(DAGS_FOLDER))
-
-    (error,) = bag.import_errors.values()
-    assert "GOTOASSIST_DEFERRABLE must be true or false, got 'sometimes'" in error
