@@ -171,6 +171,13 @@ def publish_day_report(context: Context, report: DayReport, *, asset: Asset = RE
     log.log(logging.INFO if report.complete else logging.WARNING, "%s", report.summary())
     context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=extra)
     if not report.complete:
+        if report.window_start is None:
+            # Clearing cannot mend a run whose parameters are wrong: it would fail the same way.
+            raise GoToAssistError(
+                "The run has no window: resolve_window failed, most likely on the run's parameters "
+                f"(its log says why). No {asset.name} asset event is recorded; trigger a new run with "
+                "corrected parameters."
+            )
         left = (
             "the listing did not finish"
             if report.listed is None

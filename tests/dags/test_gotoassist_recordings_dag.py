@@ -279,7 +279,11 @@ def test_wrong_run_parameters_fail_the_run_before_anything_is_listed(
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states["resolve_window"] == TaskInstanceState.FAILED
     assert states["list_recordings"] == TaskInstanceState.UPSTREAM_FAILED
-    assert reason in capsys.readouterr().out
+    # The report says what helps: not clearing, which would fail again, but a run with other parameters.
+    assert states[REPORT_TASK_ID] == TaskInstanceState.FAILED
+    printed = capsys.readouterr().out
+    assert reason in printed
+    assert "trigger a new run with corrected parameters" in printed
     assert server.stats()["calls"].get("list") == before["calls"].get("list")
 
 
