@@ -151,9 +151,12 @@ def _chart_days(session: Session, days: int) -> tuple[pendulum.Date, pendulum.Da
 def _daily_points(
     windows: Sequence[ArchivedWindow], first_day: pendulum.Date, last_day: pendulum.Date
 ) -> tuple[list[BarPoint], int]:
-    """One bar per day: the recordings archived by the runs that announced that single day.
+    """One bar per day: the recordings archived by the run that announced that single day.
 
-    Windows of several days (manual runs) cannot be split by day; the page lists them apart.
+    A day announced by several runs (run again, or run by hand beside the nightly run) shows the run
+    that archived the most: runs of one day list and archive the same recordings, so their counts
+    overlap and a sum would count recordings twice. Windows of several days (manual runs) cannot be
+    split by day; the page lists them apart.
 
     :return: the bars, and the recordings archived over all of them.
     """
@@ -169,18 +172,17 @@ def _daily_points(
         if not announced:
             points.append(BarPoint(key, label, None, f"{key}: not announced (no completely archived run)"))
             continue
-        archived = sum(window.archived for window in announced)
-        ready = sum(window.count("already_ready") for window in announced)
-        transcoded = sum(window.count("transcode_requested") for window in announced)
-        total += archived
-        runs = "run" if len(announced) == 1 else "runs"
+        best = max(announced, key=lambda window: window.archived)
+        total += best.archived
+        more = len(announced) - 1
+        others = f"; {more} more run{'s' if more > 1 else ''} announced the day too" if more else ""
         points.append(
             BarPoint(
                 key,
                 label,
-                archived,
-                f"{key}: {archived:,} recordings archived ({transcoded:,} sent for transcoding, "
-                f"{ready:,} ready when listed) by {len(announced)} {runs}",
+                best.archived,
+                f"{key}: {best.archived:,} recordings archived ({best.count('transcode_requested'):,} "
+                f"sent for transcoding, {best.count('already_ready'):,} ready when listed){others}",
             )
         )
     return points, total
