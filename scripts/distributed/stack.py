@@ -54,7 +54,7 @@ VENV_BIN = Path(sys.executable).parent
 
 DAG_ID = "gotoassist_recordings"
 API_POOL = "gotoassist_api"
-API_POOL_SLOTS = 4
+API_POOL_SLOTS = 8
 UI_USER = "airflow"
 DATABASE = "airflow"
 DATABASE_ROLE = "airflow"
@@ -98,7 +98,7 @@ SERVICES = ["postgres", "redis", "gotoassist-api", "airflow-init", *AIRFLOW_COMP
 #: written besides).
 INIT_COMMANDS = [
     ["db", "migrate"],
-    ["pools", "set", API_POOL, str(API_POOL_SLOTS), "GoToAssist API calls", "--include-deferred"],
+    ["pools", "set", API_POOL, str(API_POOL_SLOTS), "GoToAssist API calls"],
 ]
 
 STARTUP_TIMEOUT_SECONDS = 180.0
