@@ -22,6 +22,7 @@ import tracemalloc
 from pathlib import Path
 
 from benchmarks.api_calls import DAY_WINDOW, seeded_server, use_connection
+from benchmarks.report import print_figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,10 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             else "none",
         ),
     ]
-    width = max(len(name) for name, _ in rows)
-    print(f"The list step at {arguments.count:,} recordings")
-    for name, value in rows:
-        print(f"  {name.ljust(width)}  {value}")
+    print_figures(f"The list step at {arguments.count:,} recordings", rows)
     return 0
 
 

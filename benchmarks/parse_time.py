@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.report import print_figures
+
 DAG_FILE = Path(__file__).resolve().parent.parent / "dags" / "gotoassist_recordings.py"
 MINIMAL_DAG = """
 from airflow.sdk import dag, task
@@ -87,10 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         ("its parse time over the bare import", f"{dag / sdk:8.2f} x"),
         ("its parse time over the empty DAG's", f"{dag / empty:8.2f} x"),
     ]
-    width = max(len(name) for name, _ in rows)
-    print(f"DAG parse time (median of {arguments.runs} fresh processes each)")
-    for name, value in rows:
-        print(f"  {name.ljust(width)}  {value}")
+    print_figures(f"DAG parse time (median of {arguments.runs} fresh processes each)", rows)
     return 0
 
 
