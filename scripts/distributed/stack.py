@@ -606,6 +606,9 @@ def _start_api_server(launcher: Launcher, addresses: Addresses, seeding: argpars
             str(addresses.api_port),
             "--transcode-delay",
             str(seeding.transcode_delay),
+            "--latency",
+            str(seeding.latency),
+            *(["--rate-limit", str(seeding.rate_limit)] if seeding.rate_limit else []),
         ],
         dict(os.environ),
     )
@@ -997,6 +1000,17 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=30.0,
         help="seconds the server takes to transcode a recording (default: %(default)s)",
+    )
+    seeding.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="seconds the server waits before it handles a call, like a distant one (default: %(default)s)",
+    )
+    seeding.add_argument(
+        "--rate-limit",
+        type=int,
+        help="calls per second beyond which the server answers 429, as the real API does (default: none)",
     )
     ports = start_command.add_argument_group("ports, all on 127.0.0.1; 0 picks a free one")
     for service, port in DEFAULT_PORTS.items():
