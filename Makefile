@@ -57,5 +57,6 @@ clean:
 	if [ -x $(BIN)/python ]; then \
 		$(BIN)/python scripts/distributed/stack.py stop --state-dir .distributed; \
 		$(BIN)/python scripts/distributed/stack.py stop --state-dir .distributed-tests; \
+		$(BIN)/python scripts/distributed/stack.py stop --state-dir .benchmark-stack; \
 	fi
-	rm -rf $(VENV) .demo .distributed .distributed-tests .pytest_cache .ruff_cache
+	rm -rf $(VENV) .demo .distributed .distributed-tests .benchmark-stack .pytest_cache .ruff_cache
