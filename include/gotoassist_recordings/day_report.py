@@ -52,7 +52,7 @@ class DayReport(BaseModel):
     ``archived`` and ``refused``; in ``extra`` these sit beside the other fields.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     window_start: str | None = Field(description="First moment of the window, ISO 8601 in UTC.")
     window_end: str | None = Field(description="End of the window (excluded), ISO 8601 in UTC.")

@@ -99,8 +99,10 @@ def _parse_recording_id(value: Any) -> str:
 RecordingId = Annotated[str, BeforeValidator(_parse_recording_id)]
 
 
+# The models of this package build their validators on first use (``defer_build``): the DAG file
+# imports them, and it is parsed far more often than a task validates anything.
 class _ApiModel(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore", defer_build=True)
 
     @classmethod
     def parse_api(cls, payload: Any, call: str):
@@ -186,7 +188,7 @@ class RecordingFilter(BaseModel):
     At least one of the three keys must be set, here or in the connection.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     account_key: OptionalDigits = None
     user_key: OptionalDigits = None

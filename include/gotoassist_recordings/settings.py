@@ -57,7 +57,7 @@ Secret = Annotated[str | None, StringConstraints(min_length=1)]
 class ConnectionExtra(BaseModel):
     """The ``extra`` of a ``gotoassist`` connection. Unknown keys are refused, so typos surface."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, defer_build=True)
 
     refresh_token: Secret = None
     personal_access_token: Secret = None
@@ -99,7 +99,7 @@ class GoToAssistSettings(BaseModel):
     :param base_url: scheme and host of the API, without the ``/G2A/rest/v1`` path.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     conn_id: str
     base_url: str

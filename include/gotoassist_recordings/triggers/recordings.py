@@ -55,7 +55,7 @@ class ReadinessEvent(BaseModel):
     :param message: what happened, for people.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     status: ReadinessStatus
     asked: int = Field(ge=0, le=MAX_IDS_PER_CALL)
