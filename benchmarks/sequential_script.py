@@ -49,7 +49,7 @@ def run_script(
     :param conn_id: the ``gotoassist`` connection to use.
     :param day: the day whose recordings to process, ``[00:00, 24:00)`` UTC.
     :param order: one of :data:`ORDERS`.
-    :param poll_interval: seconds between two readiness checks of a chunk, the first one included.
+    :param poll_interval: seconds between two readiness checks of a chunk; the first comes at once.
     :param sleep: how to wait, replaceable for a quicker check of the script itself.
     :raises ValueError: if ``order`` is not one of :data:`ORDERS`.
     """
@@ -65,11 +65,9 @@ def run_script(
     result = ScriptResult(listed=listed.total, chunks=len(to_transcode))
 
     def wait_until_ready(chunk: list[str]) -> None:
-        while True:
+        # As the DAG's wait step: a check at once, then one every poll_interval seconds.
+        while len(hook.ready_recording_ids(chunk)[0]) < len(chunk):
             sleep(poll_interval)
-            ready, _ = hook.ready_recording_ids(chunk)
-            if len(ready) == len(chunk):
-                return
 
     def archive(chunk: list[str]) -> None:
         hook.archive_recordings(chunk)
