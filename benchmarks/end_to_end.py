@@ -226,6 +226,7 @@ def time_distributed(count: int, arguments: argparse.Namespace) -> Timing:
         "--reset",
         "--free-ports",
         f"--workers={arguments.workers}",
+        f"--pool-slots={arguments.pool_slots}",
         f"--day={DAY}",
         f"--count={count}",
         f"--transcode-delay={arguments.transcode_delay}",
@@ -240,7 +241,7 @@ def time_distributed(count: int, arguments: argparse.Namespace) -> Timing:
         seconds = stack.run_day(str(DAY))
         return _timing(
             count,
-            f"distributed, {arguments.workers} workers",
+            f"distributed, {arguments.workers} workers, pool {arguments.pool_slots}",
             seconds,
             Path(stack.description["gotoassist_api_db"]),
             since,
@@ -282,7 +283,7 @@ def time_sequential(count: int, order: str, arguments: argparse.Namespace, workd
 
 def print_table(timings: list[Timing], rate_limit: int) -> None:
     header = (
-        f"{'n':>7}  {'way':<26} {'seconds':>8} {'calls':>6} {'busiest 1 s':>11} {'429s':>5} "
+        f"{'n':>7}  {'way':<32} {'seconds':>8} {'calls':>6} {'busiest 1 s':>11} {'429s':>5} "
         f"{'archived':>8} {'÷ floor':>8} {'÷ per-chunk':>11}"
     )
     print(header)
@@ -292,11 +293,11 @@ def print_table(timings: list[Timing], rate_limit: int) -> None:
         distributed = next((row for row in rows if row.way.startswith("distributed")), rows[0])
         floor = distributed.calls / rate_limit
         per_chunk = next((row for row in rows if row.way == "sequential, per-chunk"), None)
-        print(f"{count:>7}  {'rate-limit floor':<26} {floor:>8.1f} {distributed.calls:>6}")
+        print(f"{count:>7}  {'rate-limit floor':<32} {floor:>8.1f} {distributed.calls:>6}")
         for row in rows:
             versus = f"{row.seconds / per_chunk.seconds:>11.2f}" if per_chunk else f"{'':>11}"
             print(
-                f"{count:>7}  {row.way:<26} {row.seconds:>8.1f} {row.calls:>6} {row.busiest_second:>11} "
+                f"{count:>7}  {row.way:<32} {row.seconds:>8.1f} {row.calls:>6} {row.busiest_second:>11} "
                 f"{row.refused:>5} {row.archived:>8} {row.seconds / floor:>8.1f} {versus}"
             )
 
@@ -328,6 +329,12 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds before a chunk's second readiness check, in the DAG and the script (default: 5)",
     )
     parser.add_argument("--workers", type=int, default=2, help="Celery workers (default: %(default)s)")
+    parser.add_argument(
+        "--pool-slots",
+        type=int,
+        default=8,
+        help="slots of the stack's gotoassist_api pool (default: %(default)s)",
+    )
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="the stack's state folder")
     parser.add_argument("--json", type=Path, help="also write the figures to this file, as JSON")
     arguments = parser.parse_args(argv)

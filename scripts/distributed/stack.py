@@ -621,10 +621,14 @@ def _start_api_server(launcher: Launcher, addresses: Addresses, seeding: argpars
     )
 
 
-def _init_airflow(launcher: Launcher, environment: dict[str, str], ui_password: str) -> None:
+def _init_airflow(
+    launcher: Launcher, environment: dict[str, str], ui_password: str, pool_slots: int = API_POOL_SLOTS
+) -> None:
     launcher.paths.airflow_home.mkdir(parents=True, exist_ok=True)
     airflow = str(VENV_BIN / "airflow")
     for arguments in INIT_COMMANDS:
+        if arguments[:3] == ["pools", "set", API_POOL]:
+            arguments = [*arguments[:3], str(pool_slots), *arguments[4:]]
         launcher.run("airflow-init", [airflow, *arguments], environment)
     passwords = Path(environment["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
     passwords.write_text(json.dumps({UI_USER: ui_password}) + "\n")
@@ -776,7 +780,7 @@ def start(arguments: argparse.Namespace) -> int:
         with timed("GoToAssist API server"):
             _start_api_server(launcher, addresses, arguments)
         with timed("Airflow database, pool and user (airflow-init)"):
-            _init_airflow(launcher, {**os.environ, **environment}, kept["ui_password"])
+            _init_airflow(launcher, {**os.environ, **environment}, kept["ui_password"], arguments.pool_slots)
         with timed(f"Airflow components and {len(workers)} Celery workers"):
             _start_airflow(launcher, {**os.environ, **environment}, arguments.workers)
             components = [service for service in launcher.started if service.startswith("airflow-")]
@@ -977,6 +981,12 @@ def _parser() -> argparse.ArgumentParser:
     start_command.add_argument("--reset", action="store_true", help="delete the stack's data first")
     start_command.add_argument(
         "--workers", type=_at_least_one, default=2, help="Celery workers to start (default: %(default)s)"
+    )
+    start_command.add_argument(
+        "--pool-slots",
+        type=_at_least_one,
+        default=API_POOL_SLOTS,
+        help=f"slots of the {API_POOL} pool, which the DAG's API tasks run in (default: %(default)s)",
     )
     start_command.add_argument(
         "--env",
