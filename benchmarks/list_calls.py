@@ -208,16 +208,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"{distribution:<12} {count:>7} {run.list_calls:>10} {run.minimum:>7} "
                 f"{run.ratio:>6.2f} {run.windows:>7}"
             )
-            misses += not run.within_target
+            held = distribution not in STRESS
+            misses += held and not run.within_target
             if args.seeds:
                 others = [measure(distribution, count, 1000 + seed) for seed in range(args.seeds)]
                 worst = max(others, key=lambda other: other.list_calls)
                 line += f"  {worst.list_calls:>16} {worst.ratio:>6.2f}"
-                misses += sum(not other.within_target for other in others)
+                misses += held * sum(not other.within_target for other in others)
             print(line)
     print()
     print(
-        "target: at most 1.3 x minimum + 4 list calls;", "all within" if not misses else f"{misses} days over"
+        "target: at most 1.3 x minimum + 4 list calls;",
+        "all within" if not misses else f"{misses} days over",
+        f"(not counting {', '.join(sorted(STRESS))}, a stress case)",
     )
     return 1 if misses else 0
 
