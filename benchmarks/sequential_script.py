@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pendulum
@@ -42,7 +41,6 @@ def run_script(
     *,
     order: str = "per-chunk",
     poll_interval: float = 5.0,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> ScriptResult:
     """Take the recordings of one UTC day through transcode, the wait until ready, and archive.
 
@@ -50,7 +48,6 @@ def run_script(
     :param day: the day whose recordings to process, ``[00:00, 24:00)`` UTC.
     :param order: one of :data:`ORDERS`.
     :param poll_interval: seconds between two readiness checks of a chunk; the first comes at once.
-    :param sleep: how to wait, replaceable for a quicker check of the script itself.
     :raises ValueError: if ``order`` is not one of :data:`ORDERS`.
     """
     if order not in ORDERS:
@@ -67,7 +64,7 @@ def run_script(
     def wait_until_ready(chunk: list[str]) -> None:
         # As the DAG's wait step: a check at once, then one every poll_interval seconds.
         while len(hook.ready_recording_ids(chunk)[0]) < len(chunk):
-            sleep(poll_interval)
+            time.sleep(poll_interval)
 
     def archive(chunk: list[str]) -> None:
         hook.archive_recordings(chunk)

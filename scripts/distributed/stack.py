@@ -94,12 +94,15 @@ AIRFLOW_COMPONENTS = {
 }
 SERVICES = ["postgres", "redis", "gotoassist-api", "airflow-init", *AIRFLOW_COMPONENTS]
 
-#: What ``airflow-init`` runs, in order, before any component starts (the UI user's password file is
-#: written besides).
-INIT_COMMANDS = [
-    ["db", "migrate"],
-    ["pools", "set", API_POOL, str(API_POOL_SLOTS), "GoToAssist API calls"],
-]
+
+def init_commands(pool_slots: int = API_POOL_SLOTS) -> list[list[str]]:
+    """What ``airflow-init`` runs, in order, before any component starts (the UI user's password file
+    is written besides)."""
+    return [
+        ["db", "migrate"],
+        ["pools", "set", API_POOL, str(pool_slots), "GoToAssist API calls"],
+    ]
+
 
 STARTUP_TIMEOUT_SECONDS = 180.0
 STOP_TIMEOUT_SECONDS = 30.0
@@ -626,9 +629,7 @@ def _init_airflow(
 ) -> None:
     launcher.paths.airflow_home.mkdir(parents=True, exist_ok=True)
     airflow = str(VENV_BIN / "airflow")
-    for arguments in INIT_COMMANDS:
-        if arguments[:3] == ["pools", "set", API_POOL]:
-            arguments = [*arguments[:3], str(pool_slots), *arguments[4:]]
+    for arguments in init_commands(pool_slots):
         launcher.run("airflow-init", [airflow, *arguments], environment)
     passwords = Path(environment["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
     passwords.write_text(json.dumps({UI_USER: ui_password}) + "\n")
@@ -946,7 +947,7 @@ def describe(arguments: argparse.Namespace) -> int:
     description = {
         "services": SERVICES,
         "airflow_commands": AIRFLOW_COMPONENTS,
-        "init_commands": INIT_COMMANDS,
+        "init_commands": init_commands(),
         "environment": airflow_environment(addresses, paths, dict(SHARED_SETTINGS)),
         "deployment_keys": sorted(DEPLOYMENT_KEYS),
     }
