@@ -11,12 +11,12 @@ previous day (midnight to midnight in the DAG's timezone) through their lifecycl
    IDs per list), and cuts the result into chunks of at most 500 IDs. It also sweeps
    the days before the window (`look_back_days`, default 7) for recordings an earlier
    run left ready for download but unarchived, and adds them as chunks of their own.
-3. **process_chunk** runs once per chunk: *transcode* asks for transcoding (skipped
-   for chunks that were already ready for download), *wait_until_ready* waits until
-   the API reports every recording of the chunk ready for download, and *archive*
-   marks them archived. When downloads are on, *download* stores every recording's
-   files between waiting and archiving, and a chunk is archived only once all of its
-   files are stored and verified.
+3. **process_chunk** runs once per chunk: *transcode* asks for transcoding and waits,
+   in Airflow's triggerer, until the API reports every recording of the chunk ready for
+   download (it is skipped for chunks that were already ready), and *archive* marks them
+   archived. When downloads are on, *download* stores every recording's files between
+   transcoding and archiving, and a chunk is archived only once all of its files are
+   stored and verified.
 
 4. **report_day** runs whatever happened: it logs one line counting what the run listed,
    transcoded and archived, and, only when every chunk was archived, updates the asset
@@ -28,11 +28,12 @@ reports it ready for download, and every step can be cleared and run again safel
 
 Settings read from the environment when the DAG is parsed: `GOTOASSIST_TIMEZONE`
 (default `UTC`), `GOTOASSIST_CONN_ID` (default `gotoassist_default`),
-`GOTOASSIST_READY_POKE_INTERVAL` (seconds before the second readiness check, default 300),
-`GOTOASSIST_DEFERRABLE` (default `true`: *wait_until_ready* waits in Airflow's triggerer,
-which must be running, checking at growing intervals of up to 15 minutes; `false`: it checks
-every `GOTOASSIST_READY_POKE_INTERVAL` seconds in reschedule mode, for setups without a
-triggerer), `GOTOASSIST_LOOK_BACK_DAYS` (default of the `look_back_days` parameter, 7),
+`GOTOASSIST_READY_POKE_INTERVAL` (seconds from the transcoding request to the first readiness
+check, and to the second, default 300), `GOTOASSIST_DEFERRABLE` (default `true`: *transcode*
+waits in Airflow's triggerer, which must be running, checking at growing intervals of up to 15
+minutes; `false`: for setups without a triggerer, *transcode* only asks, and a task of its own,
+*wait_until_ready*, checks every `GOTOASSIST_READY_POKE_INTERVAL` seconds in reschedule mode),
+`GOTOASSIST_LOOK_BACK_DAYS` (default of the `look_back_days` parameter, 7),
 `GOTOASSIST_API_POOL` (the Airflow pool of the tasks that call the API, default
 `gotoassist_api`; create it before the first run) and `GOTOASSIST_DOWNLOAD_TO`
 (where to store the recordings' files; unset: no downloads).
@@ -46,9 +47,11 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import (
+    BaseOperator,
     CronDataIntervalTimetable,
     Param,
     TriggerRule,
+    chain,
     dag,
     get_current_context,
     task,
@@ -76,14 +79,19 @@ TIMEZONE = SETTINGS.timezone
 
 log = logging.getLogger(__name__)
 
+#: How long a chunk may take to become ready for download before its task fails, naming the rest.
+READY_TIMEOUT = timedelta(hours=12)
+
 LIST_DOC = """Lists every not-archived recording of the run's window, narrowing the window wherever a
 list comes back full, and returns chunks of at most 500 recording IDs. Its log ends with one line
 counting what was listed, in how many chunks and with how many list calls."""
-TRANSCODE_DOC = """Asks GoToAssist to transcode this chunk. Skipped for chunks that were already ready
-for download when listed. Harmless to repeat: clear it at any time."""
-WAIT_DOC = """Waits until the API reports every recording of this chunk ready for download, without
-holding a worker slot: in Airflow's triggerer (deferred), or in reschedule mode when
-GOTOASSIST_DEFERRABLE is false. Gives up after 12 hours, naming the recordings not ready."""
+TRANSCODE_DOC = """Asks GoToAssist to transcode this chunk, then waits in Airflow's triggerer, without
+holding a worker slot, until the API reports every recording of it ready for download; it gives up
+after 12 hours, naming the recordings not ready. When GOTOASSIST_DEFERRABLE is false it only asks, and
+wait_until_ready waits. Skipped for chunks that were already ready for download when listed. Harmless
+to repeat: clear it at any time."""
+WAIT_DOC = """Waits in reschedule mode until the API reports every recording of this chunk ready for
+download. Gives up after 12 hours, naming the recordings not ready."""
 DOWNLOAD_DOC = """Stores the MP4, events file and thumbnail of every recording of this chunk under
 `<destination>/YYYY/MM/DD/<recording ID>/`, verified against the sizes announced. Files already stored
 are not fetched again. Fails, naming them, if any recording is not ready or could not be stored; the
@@ -193,33 +201,53 @@ def gotoassist_recordings() -> None:
             "chunk_label": label,
             "map_index_template": "{{ task.chunk_label }}",
         }
-        transcode = GoToAssistTranscodeRecordingsOperator(
-            task_id="transcode", already_ready=already_ready, doc_md=TRANSCODE_DOC, **chunk
-        )
-        wait_until_ready = GoToAssistRecordingsReadySensor(
-            task_id="wait_until_ready",
-            deferrable=SETTINGS.deferrable,
-            mode="reschedule",
-            poke_interval=SETTINGS.ready_poke_interval,
-            timeout=timedelta(hours=12).total_seconds(),
-            # Chunks that were ready when listed skip transcoding and come straight here.
-            trigger_rule=TriggerRule.NONE_FAILED,
-            doc_md=WAIT_DOC,
-            **chunk,
-        )
-        archive = GoToAssistArchiveRecordingsOperator(task_id="archive", doc_md=ARCHIVE_DOC, **chunk)
-        if SETTINGS.download_to:
-            # Archive only after every file of the chunk is stored: it runs only if download succeeded.
-            download = GoToAssistDownloadRecordingsOperator(
-                task_id="download",
-                destination=SETTINGS.download_to,
-                timezone=TIMEZONE,
-                doc_md=DOWNLOAD_DOC,
+        # With a triggerer, transcode waits there and ends there once the chunk is ready: a task
+        # instance and a worker run fewer per chunk than a wait task of its own.
+        steps: list[BaseOperator] = [
+            GoToAssistTranscodeRecordingsOperator(
+                task_id="transcode",
+                already_ready=already_ready,
+                wait_until_ready=SETTINGS.deferrable,
+                poll_interval=SETTINGS.ready_poke_interval,
+                wait_timeout=READY_TIMEOUT,
+                doc_md=TRANSCODE_DOC,
                 **chunk,
             )
-            transcode >> wait_until_ready >> download >> archive
-        else:
-            transcode >> wait_until_ready >> archive
+        ]
+        # Chunks that were ready when listed skip transcoding and go on from the next step.
+        after_transcode = {"trigger_rule": TriggerRule.NONE_FAILED}
+        if not SETTINGS.deferrable:
+            steps.append(
+                GoToAssistRecordingsReadySensor(
+                    task_id="wait_until_ready",
+                    mode="reschedule",
+                    poke_interval=SETTINGS.ready_poke_interval,
+                    timeout=READY_TIMEOUT.total_seconds(),
+                    doc_md=WAIT_DOC,
+                    **after_transcode,
+                    **chunk,
+                )
+            )
+            after_transcode = {}
+        if SETTINGS.download_to:
+            # Archive only after every file of the chunk is stored: it runs only if download succeeded.
+            steps.append(
+                GoToAssistDownloadRecordingsOperator(
+                    task_id="download",
+                    destination=SETTINGS.download_to,
+                    timezone=TIMEZONE,
+                    doc_md=DOWNLOAD_DOC,
+                    **after_transcode,
+                    **chunk,
+                )
+            )
+            after_transcode = {}
+        steps.append(
+            GoToAssistArchiveRecordingsOperator(
+                task_id="archive", doc_md=ARCHIVE_DOC, **after_transcode, **chunk
+            )
+        )
+        chain(*steps)
 
     chunks = process_chunk.expand_kwargs(list_recordings.output)
     chunk_task_ids = [chunk_task.task_id for chunk_task in chunks.iter_tasks()]

@@ -60,19 +60,16 @@ def test_nightly_dag_shape(dag_bag: DagBag) -> None:
         "resolve_window",
         "list_recordings",
         "process_chunk.transcode",
-        "process_chunk.wait_until_ready",
         "process_chunk.archive",
         "report_day",
     }
-    # Each chunk runs transcode, then waits, then archives; all three read the list step's chunks.
-    assert dag.get_task("process_chunk.wait_until_ready").upstream_task_ids == {
-        "list_recordings",
-        "process_chunk.transcode",
-    }
-    assert dag.get_task("process_chunk.archive").upstream_task_ids == {
-        "list_recordings",
-        "process_chunk.wait_until_ready",
-    }
+    # Each chunk is transcoded and waited for in one task, then archived; both read the list's chunks.
+    transcode = dag.get_task("process_chunk.transcode")
+    archive = dag.get_task("process_chunk.archive")
+    assert transcode.wait_until_ready is True
+    assert archive.upstream_task_ids == {"list_recordings", "process_chunk.transcode"}
+    # A chunk ready when listed skips transcoding and is archived all the same; a failed one is not.
+    assert archive.trigger_rule == "none_failed"
     # The report runs after every chunk whatever happened, and is the one task that updates the asset.
     report = dag.get_task("report_day")
     assert report.upstream_task_ids == {"process_chunk.archive"}
@@ -92,7 +89,8 @@ def test_with_downloads_on_a_chunk_is_archived_only_after_its_download(
 
     download = dag.get_task("process_chunk.download")
     archive = dag.get_task("process_chunk.archive")
-    assert download.upstream_task_ids == {"list_recordings", "process_chunk.wait_until_ready"}
+    assert download.upstream_task_ids == {"list_recordings", "process_chunk.transcode"}
+    assert download.trigger_rule == "none_failed"
     assert archive.upstream_task_ids == {"list_recordings", "process_chunk.download"}
     # Archiving runs only when the download succeeded, never after it failed or was skipped.
     assert archive.trigger_rule == "all_success"

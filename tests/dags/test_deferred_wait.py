@@ -1,4 +1,4 @@
-"""``wait_until_ready`` deferred to the readiness trigger: its setting, and a real ``airflow dags test`` run.
+"""Waiting for transcoding in the readiness trigger: its setting, and a real ``airflow dags test`` run.
 
 ``airflow dags test`` runs a deferred task's trigger in its own process, as the triggerer would, so
 the run shows the trigger at work: here it finds a connection kept in the metadata database, outlives
@@ -72,7 +72,7 @@ def test_the_trigger_waits_renewing_tokens_and_keeps_each_rotated_refresh_token(
     assert summary["archived"] == DAY_COUNT
     assert summary["archived_before_ready"] == 0
 
-    # The wait went to the trigger, which renewed its token with rotated refresh tokens meanwhile.
+    # Transcode waited in the trigger, which renewed its token with rotated refresh tokens meanwhile.
     lines = output.splitlines()
     deferred = next(n for n, line in enumerate(lines) if "running trigger in line" in line)
     done = next((n for n, line in enumerate(lines) if "accepted by the API are ready" in line), None)
@@ -89,25 +89,39 @@ def test_the_trigger_waits_renewing_tokens_and_keeps_each_rotated_refresh_token(
     assert _active_refresh_tokens(rotating_server) == {json.loads(kept.stdout)["refresh_token"]}
 
 
-@pytest.mark.parametrize(
-    ("setting", "deferrable"),
-    [
-        pytest.param(None, True, id="default"),
-        pytest.param("true", True, id="true"),
-        pytest.param(" False ", False, id="false"),
-    ],
-)
-def test_the_wait_is_deferrable_unless_turned_off(
-    monkeypatch: pytest.MonkeyPatch, setting, deferrable
-) -> None:
+def _chunk_tasks(setting: str | None, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     if setting is None:
         monkeypatch.delenv("GOTOASSIST_DEFERRABLE", raising=False)
     else:
         monkeypatch.setenv("GOTOASSIST_DEFERRABLE", setting)
-
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
-
     assert bag.import_errors == {}
-    wait = bag.dags["gotoassist_recordings"].get_task("process_chunk.wait_until_ready")
-    assert wait.deferrable is deferrable
+    dag = bag.dags["gotoassist_recordings"]
+    return {
+        task.task_id.removeprefix("process_chunk."): task
+        for task in dag.tasks
+        if task.task_id.startswith("process_chunk.")
+    }
+
+
+@pytest.mark.parametrize("setting", [pytest.param(None, id="default"), pytest.param("true", id="true")])
+def test_transcode_waits_in_the_triggerer_unless_turned_off(monkeypatch: pytest.MonkeyPatch, setting) -> None:
+    tasks = _chunk_tasks(setting, monkeypatch)
+
+    assert sorted(tasks) == ["archive", "transcode"]
+    assert tasks["transcode"].wait_until_ready is True
+
+
+def test_turned_off_a_task_of_its_own_waits_in_reschedule_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    tasks = _chunk_tasks(" False ", monkeypatch)
+
+    assert sorted(tasks) == ["archive", "transcode", "wait_until_ready"]
+    assert tasks["transcode"].wait_until_ready is False
+    wait = tasks["wait_until_ready"]
+    assert wait.deferrable is False
     assert wait.mode == "reschedule"
+    assert wait.upstream_task_ids == {"list_recordings", "process_chunk.transcode"}
+    # Chunks ready when listed skip transcoding and are still waited for and archived.
+    assert wait.trigger_rule == "none_failed"
+    assert tasks["archive"].upstream_task_ids == {"list_recordings", "process_chunk.wait_until_ready"}
+    assert tasks["archive"].trigger_rule == "all_success"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import pendulum
 from airflow.sdk import BaseOperator, conf
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from pydantic import ValidationError
 
 from gotoassist_recordings.api import ChunkOutcome
@@ -23,6 +23,7 @@ from gotoassist_recordings.models import (
     normalize_recording_ids,
     split_into_chunks,
 )
+from gotoassist_recordings.sensors.recordings import DEFAULT_MAX_POLL_INTERVAL_SECONDS, DEFERRAL_GRACE
 from gotoassist_recordings.settings import DEFAULT_CONN_ID
 from gotoassist_recordings.windows import TimeWindow
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from gotoassist_recordings.hooks.gotoassist import GoToAssistHook
+    from gotoassist_recordings.triggers.recordings import GoToAssistRecordingsReadyTrigger
 
 
 class _GoToAssistOperator(BaseOperator):
@@ -202,24 +204,55 @@ class GoToAssistListRecordingsOperator(_GoToAssistOperator):
 
 
 class GoToAssistTranscodeRecordingsOperator(_GoToAssistOperator):
-    """Ask GoToAssist to transcode one chunk of recordings.
+    """Ask GoToAssist to transcode one chunk of recordings, and optionally wait until it is done.
 
     Transcoding a recording that is already transcoded is harmless, so the task can be
     cleared and run again at any time.
+
+    With ``wait_until_ready``, the task then defers to
+    :class:`~gotoassist_recordings.triggers.recordings.GoToAssistRecordingsReadyTrigger`, which
+    checks the chunk ``poll_interval`` seconds later and then at growing intervals of up to
+    ``max_poll_interval``, and ends the task in Airflow's triggerer once every recording is ready
+    for download: no worker slot is held while GoToAssist transcodes, and the task does not come
+    back to a worker just to succeed. This needs a running triggerer; where there is none, follow
+    the task with :class:`~gotoassist_recordings.sensors.recordings.GoToAssistRecordingsReadySensor`
+    in reschedule mode instead. Recordings still not ready after ``wait_timeout`` fail the task
+    without retries, naming them.
 
     :param recording_ids: at most 500 recording IDs (templated).
     :param already_ready: the chunk was ready for download when it was listed; the task is
         then skipped, which shows in the UI that the chunk went straight to archiving (templated,
         so it can come from the list step's chunk descriptors).
+    :param wait_until_ready: wait in the triggerer until the chunk is ready for download.
+    :param poll_interval: seconds from the request to the first readiness check, and between the
+        first two checks.
+    :param max_poll_interval: the longest wait between two checks, in seconds.
+    :param wait_timeout: how long to wait for readiness.
     :param gotoassist_conn_id: the ``gotoassist`` connection (templated).
     """
 
     template_fields: Sequence[str] = ("recording_ids", "already_ready", "chunk_label", "gotoassist_conn_id")
 
-    def __init__(self, *, recording_ids: list[str] | str, already_ready: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        recording_ids: list[str] | str,
+        already_ready: bool = False,
+        wait_until_ready: bool = False,
+        poll_interval: float = 60.0,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL_SECONDS,
+        wait_timeout: timedelta = timedelta(hours=12),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        if wait_until_ready and not poll_interval > 0:
+            raise ValueError(f"Waiting until ready needs a poll_interval above 0 s, got {poll_interval}")
         self.recording_ids = recording_ids
         self.already_ready = already_ready
+        self.wait_until_ready = wait_until_ready
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max(max_poll_interval, poll_interval)
+        self.wait_timeout = wait_timeout
 
     def execute(self, context: Context) -> dict[str, int]:
         if not isinstance(self.already_ready, bool):
@@ -233,7 +266,50 @@ class GoToAssistTranscodeRecordingsOperator(_GoToAssistOperator):
             len(outcome.refused),
         )
         _fail_on_refused(context, "transcode", outcome)
-        return {"transcode_requested": len(outcome.processed)}
+        result = {"transcode_requested": len(outcome.processed)}
+        if self.wait_until_ready:
+            self.defer(
+                trigger=self.readiness_trigger(result),
+                method_name="execute_complete",
+                timeout=self.wait_timeout + DEFERRAL_GRACE,
+            )
+        return result
+
+    def readiness_trigger(self, result: dict[str, int]) -> GoToAssistRecordingsReadyTrigger:
+        """The trigger that waits for this chunk and ends the task with ``result`` once it is ready."""
+        from gotoassist_recordings.triggers.recordings import GoToAssistRecordingsReadyTrigger
+
+        return GoToAssistRecordingsReadyTrigger(
+            recording_ids=normalize_recording_ids(self.recording_ids),
+            deadline=pendulum.now("UTC").add(seconds=self.wait_timeout.total_seconds()).isoformat(),
+            gotoassist_conn_id=self.gotoassist_conn_id,
+            poll_interval=self.poll_interval,
+            max_poll_interval=self.max_poll_interval,
+            chunk_label=self.chunk_label,
+            # Just asked for: checking at once could only find the chunk still transcoding.
+            first_check_delay=self.poll_interval,
+            end_task_when_ready=True,
+            return_value=result,
+        )
+
+    def execute_complete(self, context: Context, event: Any = None) -> dict[str, int]:
+        """Finish the task when the trigger resumes it, which it does when waiting failed.
+
+        :raises InvalidTriggerEventError: if the event is not a readiness event for this chunk.
+        :raises AirflowFailException: if the deadline passed with recordings still not ready.
+        :raises GoToAssistError: if the trigger could not check readiness.
+        """
+        from gotoassist_recordings.triggers.recordings import ReadinessEvent
+
+        recording_ids = normalize_recording_ids(self.recording_ids)
+        # The triggerer ends a task whose chunk is ready without resuming it; a runner that resumes
+        # it all the same (``airflow dags test``) passes the state the trigger ended it with.
+        if event != "success":
+            readiness = ReadinessEvent.from_trigger(event, recording_ids)
+            readiness.raise_unless_ready(on_timeout=AirflowFailException)
+            self.log.info("%s", readiness.message)
+        # Any refused ID failed the task before it waited, so every ID was sent for transcoding.
+        return {"transcode_requested": len(recording_ids)}
 
 
 class GoToAssistArchiveRecordingsOperator(_GoToAssistOperator):

@@ -11,7 +11,6 @@ import pendulum
 from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from gotoassist_recordings.exceptions import GoToAssistError
 from gotoassist_recordings.models import normalize_recording_ids
 from gotoassist_recordings.settings import DEFAULT_CONN_ID
 
@@ -134,12 +133,8 @@ class GoToAssistRecordingsReadySensor(BaseSensorOperator):
         :raises AirflowSensorTimeout: if the deadline passed with recordings still not ready.
         :raises GoToAssistError: if the trigger could not check readiness.
         """
-        from gotoassist_recordings.triggers.recordings import ReadinessEvent, ReadinessStatus
+        from gotoassist_recordings.triggers.recordings import ReadinessEvent
 
         readiness = ReadinessEvent.from_trigger(event, normalize_recording_ids(self.recording_ids))
-        if readiness.status is ReadinessStatus.READY:
-            self.log.info("%s", readiness.message)
-            return
-        if readiness.status is ReadinessStatus.TIMEOUT:
-            raise AirflowSensorTimeout(readiness.message)
-        raise GoToAssistError(readiness.message)
+        readiness.raise_unless_ready(on_timeout=AirflowSensorTimeout)
+        self.log.info("%s", readiness.message)

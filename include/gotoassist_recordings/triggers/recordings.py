@@ -9,7 +9,7 @@ from typing import Any
 
 import pendulum
 from airflow.sdk.exceptions import AirflowNotFoundException
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gotoassist_recordings.exceptions import GoToAssistError, InvalidTriggerEventError
@@ -95,6 +95,13 @@ class ReadinessEvent(BaseModel):
             )
         return event
 
+    def raise_unless_ready(self, *, on_timeout: type[Exception]) -> None:
+        """Raise ``on_timeout`` after a timeout, :class:`GoToAssistError` after an error; else nothing."""
+        if self.status is ReadinessStatus.TIMEOUT:
+            raise on_timeout(self.message)
+        if self.status is ReadinessStatus.ERROR:
+            raise GoToAssistError(self.message)
+
 
 class GoToAssistRecordingsReadyTrigger(BaseTrigger):
     """Wait until every recording of a chunk is ready for download, or until a deadline passes.
@@ -105,9 +112,9 @@ class GoToAssistRecordingsReadyTrigger(BaseTrigger):
     credentials is read and written in a worker thread (see
     :class:`~gotoassist_recordings.hooks.gotoassist.GoToAssistAsyncHook`).
 
-    It checks at once, then after ``poll_interval`` seconds, each later wait ``BACKOFF_FACTOR``
-    times longer, up to ``max_poll_interval``; the last check falls on the deadline. It then sends
-    exactly one event, a :class:`ReadinessEvent`:
+    It checks after ``first_check_delay`` seconds (at once by default), then after ``poll_interval``
+    seconds, each later wait ``BACKOFF_FACTOR`` times longer, up to ``max_poll_interval``; the last
+    check falls on the deadline. It then sends exactly one event, a :class:`ReadinessEvent`:
 
     - ``ready``: every recording the API accepted is ready (IDs refused as invalid are not waited
       for: they never become ready, and the archive step names them);
@@ -121,12 +128,22 @@ class GoToAssistRecordingsReadyTrigger(BaseTrigger):
     two, a few minutes at worst when every request of the check and its token renewal times out.
     An unexpected exception fails the task with its traceback in the triggerer log.
 
+    With ``end_task_when_ready``, a ready chunk ends the task right there, in the triggerer, with
+    ``return_value`` as its XCom return value: the task does not come back to a worker only to
+    succeed, which saves a worker slot, a task process and its calls to Airflow per chunk. A
+    timeout or an error still resumes the task with the event, so that it fails on the worker with
+    the event's message and the retries it was given.
+
     :param recording_ids: the chunk: at most 500 recording IDs, as digit strings.
     :param deadline: when to stop waiting: an ISO 8601 date and time with its UTC offset.
     :param gotoassist_conn_id: the ``gotoassist`` connection.
     :param poll_interval: seconds between the first and the second check.
     :param max_poll_interval: the longest wait between two checks, in seconds.
     :param chunk_label: names the chunk in logs and messages, e.g. ``chunk 3/7 · 500 recordings``.
+    :param first_check_delay: seconds before the first check, for a chunk whose transcoding was
+        just requested and cannot be ready at once.
+    :param end_task_when_ready: end the task in the triggerer once the chunk is ready.
+    :param return_value: the task's XCom return value when the trigger ends it (JSON-safe).
     """
 
     def __init__(
@@ -138,6 +155,9 @@ class GoToAssistRecordingsReadyTrigger(BaseTrigger):
         poll_interval: float = 60.0,
         max_poll_interval: float = 900.0,
         chunk_label: str | None = None,
+        first_check_delay: float = 0.0,
+        end_task_when_ready: bool = False,
+        return_value: Any = None,
     ) -> None:
         super().__init__()
         self.recording_ids = normalize_recording_ids(recording_ids)
@@ -152,6 +172,11 @@ class GoToAssistRecordingsReadyTrigger(BaseTrigger):
                 f"({poll_interval})"
             )
         self.chunk_label = chunk_label
+        self.first_check_delay = _seconds(first_check_delay, "first_check_delay", zero_allowed=True)
+        if not isinstance(end_task_when_ready, bool):
+            raise ValueError(f"end_task_when_ready must be true or false, got {end_task_when_ready!r}")
+        self.end_task_when_ready = end_task_when_ready
+        self.return_value = return_value
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -163,6 +188,9 @@ class GoToAssistRecordingsReadyTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "max_poll_interval": self.max_poll_interval,
                 "chunk_label": self.chunk_label,
+                "first_check_delay": self.first_check_delay,
+                "end_task_when_ready": self.end_task_when_ready,
+                "return_value": self.return_value,
             },
         )
 
@@ -172,6 +200,11 @@ class GoToAssistRecordingsReadyTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         event = await self._wait()
+        if self.end_task_when_ready and event.status is ReadinessStatus.READY:
+            self.log.info("%s; the task ends here", event.message)
+            xcoms = None if self.return_value is None else {"return_value": self.return_value}
+            yield TaskSuccessEvent(xcoms=xcoms)
+            return
         yield TriggerEvent(event.model_dump(mode="json"))
 
     async def _wait(self) -> ReadinessEvent:
@@ -186,6 +219,8 @@ class GoToAssistRecordingsReadyTrigger(BaseTrigger):
             self.chunk_name,
             self.deadline.isoformat(),
         )
+        if self.first_check_delay:
+            await asyncio.sleep(min(self.first_check_delay, max(self._remaining(), 0.0)))
         async with GoToAssistAsyncHook(self.gotoassist_conn_id, retry_policy=CHECK_RETRY_POLICY) as hook:
             while True:
                 # Check, surviving transient faults; anything else ends the wait with an error.
@@ -218,10 +253,14 @@ class GoToAssistRecordingsReadyTrigger(BaseTrigger):
                     if not waiting:
                         return self._ready(asked, ready, refused)
 
-                remaining = (self.deadline - pendulum.now("UTC")).total_seconds()
+                remaining = self._remaining()
                 if remaining <= 0:
                     return self._timed_out(asked, ready, waiting, refused, last_fault)
                 await asyncio.sleep(min(next(waits), remaining))
+
+    def _remaining(self) -> float:
+        """Seconds left until the deadline; negative once it has passed."""
+        return (self.deadline - pendulum.now("UTC")).total_seconds()
 
     def _ready(self, asked: int, ready: int, refused: list[str]) -> ReadinessEvent:
         message = f"All {ready} recordings of {self.chunk_name} accepted by the API are ready for download"
@@ -270,7 +309,9 @@ def _moment(value: str) -> pendulum.DateTime:
     return parsed.in_timezone("UTC")
 
 
-def _seconds(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+def _seconds(value: Any, name: str, *, zero_allowed: bool = False) -> float:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not (value >= 0 if zero_allowed else value > 0):
+        adjective = "non-negative" if zero_allowed else "positive"
+        raise ValueError(f"{name} must be a {adjective} number of seconds, got {value!r}")
     return float(value)

@@ -148,6 +148,10 @@ def test_a_waiting_chunk_defers_to_the_trigger_until_the_timeout(api, make_conne
         "poll_interval": 0.1,
         "max_poll_interval": DEFAULT_MAX_POLL_INTERVAL_SECONDS,
         "chunk_label": "chunk 1/1",
+        # The sensor's own task finishes on the worker with the event, as it always did.
+        "first_check_delay": 0.0,
+        "end_task_when_ready": False,
+        "return_value": None,
     }
 
 

@@ -344,6 +344,9 @@ def test_an_unusable_connection_ends_in_an_error(monkeypatch, fields, problem):
                 "poll_interval": 300.0,
                 "max_poll_interval": 900.0,
                 "chunk_label": "chunk 3/7 · 500 recordings",
+                "first_check_delay": 300.0,
+                "end_task_when_ready": True,
+                "return_value": {"transcode_requested": 500},
             },
             id="all-fields",
         ),
@@ -355,6 +358,9 @@ def test_an_unusable_connection_ends_in_an_error(monkeypatch, fields, problem):
                 "poll_interval": 0.5,
                 "max_poll_interval": 0.5,
                 "chunk_label": None,
+                "first_check_delay": 0.0,
+                "end_task_when_ready": False,
+                "return_value": None,
             },
             id="full-chunk-fractions-no-label",
         ),
@@ -388,6 +394,9 @@ def test_serialize_normalizes_what_it_was_given():
         "poll_interval": 60.0,
         "max_poll_interval": 600.0,
         "chunk_label": None,
+        "first_check_delay": 0.0,
+        "end_task_when_ready": False,
+        "return_value": None,
     }
     assert GoToAssistRecordingsReadyTrigger(**serialized).serialize() == (CLASSPATH, serialized)
 
@@ -407,6 +416,8 @@ def test_serialize_normalizes_what_it_was_given():
         pytest.param(
             {"poll_interval": 60, "max_poll_interval": 30}, ValueError, "must not be shorter", id="cap-below"
         ),
+        pytest.param({"first_check_delay": -1}, ValueError, "non-negative number", id="negative-delay"),
+        pytest.param({"end_task_when_ready": "yes"}, ValueError, "true or false", id="end-not-a-bool"),
     ],
 )
 def test_the_constructor_refuses_bad_arguments(changes, error, message):
