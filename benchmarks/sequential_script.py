@@ -62,7 +62,7 @@ def run_script(
     result = ScriptResult(listed=listed.total, chunks=len(to_transcode))
 
     def wait_until_ready(chunk: list[str]) -> None:
-        # As the DAG's wait step: a check at once, then one every poll_interval seconds.
+        # A check at once, then one every poll_interval seconds.
         while len(hook.ready_recording_ids(chunk)[0]) < len(chunk):
             time.sleep(poll_interval)
 

@@ -29,7 +29,7 @@ reports it ready for download, and every step can be cleared and run again safel
 Settings read from the environment when the DAG is parsed: `GOTOASSIST_TIMEZONE`
 (default `UTC`), `GOTOASSIST_CONN_ID` (default `gotoassist_default`),
 `GOTOASSIST_READY_POKE_INTERVAL` (seconds from the transcoding request to the first readiness
-check, and to the second, default 300), `GOTOASSIST_DEFERRABLE` (default `true`: *transcode*
+check, and from the first to the second, default 300), `GOTOASSIST_DEFERRABLE` (default `true`: *transcode*
 waits in Airflow's triggerer, which must be running, checking at growing intervals of up to 15
 minutes; `false`: for setups without a triggerer, *transcode* only asks, and a task of its own,
 *wait_until_ready*, checks every `GOTOASSIST_READY_POKE_INTERVAL` seconds in reschedule mode),
@@ -220,6 +220,8 @@ def gotoassist_recordings() -> None:
             steps.append(
                 GoToAssistRecordingsReadySensor(
                     task_id="wait_until_ready",
+                    # Whatever [operators] default_deferrable says: this is the setup without a triggerer.
+                    deferrable=False,
                     mode="reschedule",
                     poke_interval=SETTINGS.ready_poke_interval,
                     timeout=READY_TIMEOUT.total_seconds(),

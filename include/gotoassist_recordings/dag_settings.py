@@ -29,7 +29,7 @@ class NightlyDagSettings(BaseSettings):
     timezone: str = Field(default="UTC", description="IANA timezone whose days the runs cover.")
     conn_id: str = Field(default=DEFAULT_CONN_ID, min_length=1, description="The gotoassist connection.")
     ready_poke_interval: float = Field(
-        default=300.0, gt=0, description="Seconds before the second readiness check of a chunk."
+        default=300.0, gt=0, description="Seconds from transcoding to the first readiness check of a chunk."
     )
     deferrable: bool = Field(default=True, description="Wait for transcoding in the triggerer.")
     look_back_days: int = Field(

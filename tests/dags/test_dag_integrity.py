@@ -19,6 +19,7 @@ class NetworkCallAtParseTime(AssertionError):
 @pytest.fixture
 def dag_bag(monkeypatch: pytest.MonkeyPatch) -> DagBag:
     monkeypatch.delenv("GOTOASSIST_DOWNLOAD_TO", raising=False)
+    monkeypatch.delenv("GOTOASSIST_DEFERRABLE", raising=False)
     _refuse_network(monkeypatch)
     return DagBag(dag_folder=str(DAGS_FOLDER))
 

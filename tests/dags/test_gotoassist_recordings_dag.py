@@ -236,7 +236,7 @@ def test_a_day_with_a_failed_chunk_is_reported_but_not_announced(
         server.clear_faults()
 
     assert run.state == DagRunState.FAILED
-    # One chunk was archived, the other not (its wait or its archive step failed).
+    # One chunk was archived, the other not (its transcode or its archive step failed).
     archived = [
         ti.state == TaskInstanceState.SUCCESS
         for ti in run.get_task_instances()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -114,7 +115,8 @@ class GoToAssistRecordingsReadyTrigger(BaseTrigger):
 
     It checks after ``first_check_delay`` seconds (at once by default), then after ``poll_interval``
     seconds, each later wait ``BACKOFF_FACTOR`` times longer, up to ``max_poll_interval``; the last
-    check falls on the deadline. It then sends exactly one event, a :class:`ReadinessEvent`:
+    check falls on the deadline. It then sends exactly one event, a :class:`ReadinessEvent` (or,
+    with ``end_task_when_ready``, a task success event once the chunk is ready, see below):
 
     - ``ready``: every recording the API accepted is ready (IDs refused as invalid are not waited
       for: they never become ready, and the archive step names them);
@@ -176,6 +178,11 @@ class GoToAssistRecordingsReadyTrigger(BaseTrigger):
         if not isinstance(end_task_when_ready, bool):
             raise ValueError(f"end_task_when_ready must be true or false, got {end_task_when_ready!r}")
         self.end_task_when_ready = end_task_when_ready
+        try:
+            json.dumps(return_value)
+        except (TypeError, ValueError):
+            # Airflow would only find out when the chunk is ready, hours later, in the triggerer.
+            raise ValueError(f"return_value must be JSON-safe, got {return_value!r:.80}") from None
         self.return_value = return_value
 
     def serialize(self) -> tuple[str, dict[str, Any]]:

@@ -418,6 +418,7 @@ def test_serialize_normalizes_what_it_was_given():
         ),
         pytest.param({"first_check_delay": -1}, ValueError, "non-negative number", id="negative-delay"),
         pytest.param({"end_task_when_ready": "yes"}, ValueError, "true or false", id="end-not-a-bool"),
+        pytest.param({"return_value": {"at": object()}}, ValueError, "JSON-safe", id="result-not-json"),
     ],
 )
 def test_the_constructor_refuses_bad_arguments(changes, error, message):
