@@ -18,7 +18,7 @@ included and token requests (which go to the authentication service) left out. E
 every recording of the day, none before it was ready, and touch no other day, or the benchmark stops
 with what went wrong.
 
-The two days take about 75 minutes, most of it the per-chunk script at 100,000 recordings, which
+The two days take about 55 minutes, most of it the per-chunk script at 100,000 recordings, which
 waits out the transcoding of each chunk in turn. Run it from the project root (the stack needs root, like
 ``scripts/distributed/start``)::
 
