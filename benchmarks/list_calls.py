@@ -5,8 +5,9 @@ listing a day means splitting it into windows small enough that no list comes ba
 Every list call that comes back full is wasted, and so is every window sized far below
 500. This benchmark counts the calls :func:`~gotoassist_recordings.listing.list_window`
 makes for days of several sizes and shapes, next to the least any client could make
-(``ceil(n / 500)``, and one call for an empty day), and checks that every recording was
-listed exactly once.
+(``ceil(n / 500)``, and one call for an empty day) and the calls of plain halving (split
+every window whose list comes back full in two), and checks that every recording was listed
+exactly once.
 
 Run it from the project root::
 
@@ -148,12 +149,30 @@ class SimulatedListCall:
         )
 
 
+def halving_calls(fetch: SimulatedListCall, window: TimeWindow) -> int:
+    """List calls of the plain way, for comparison: halve every window whose list came back full."""
+    calls = 0
+    pending = [window]
+    while pending:
+        current = pending.pop()
+        calls += 1
+        answer = fetch(current)
+        full = max(len(answer.ready_for_transcode), len(answer.ready_for_download)) >= MAX_IDS_PER_CALL
+        # A full list of one second cannot be split further; the planner refuses such a window.
+        if full and current.seconds > 1:
+            middle = current.start.add(seconds=current.seconds // 2)
+            # Earlier half on top, so windows are listed in time order.
+            pending.extend([TimeWindow(middle, current.end), TimeWindow(current.start, middle)])
+    return calls
+
+
 @dataclass(frozen=True)
 class Run:
     distribution: str
     count: int
     list_calls: int
     windows: int
+    halving_calls: int
 
     @property
     def minimum(self) -> int:
@@ -184,7 +203,7 @@ def measure(distribution: str, count: int, seed: int) -> Run:
         raise AssertionError(
             f"{distribution}, n={count}: {fetch.calls} calls made, {listed.list_calls} counted"
         )
-    return Run(distribution, count, listed.list_calls, listed.windows)
+    return Run(distribution, count, listed.list_calls, listed.windows, halving_calls(fetch, DAY))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    header = f"{'distribution':<12} {'n':>7} {'list calls':>10} {'minimum':>7} {'ratio':>6} {'windows':>7}"
+    header = (
+        f"{'distribution':<12} {'n':>7} {'list calls':>10} {'minimum':>7} {'ratio':>6} {'windows':>7}"
+        f" {'halving':>7} {'ratio':>6}"
+    )
     if args.seeds:
         header += f"  {'worst of ' + str(args.seeds) + ' days':>16} {'ratio':>6}"
     print(header)
@@ -206,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             run = measure(distribution, count, args.seed)
             line = (
                 f"{distribution:<12} {count:>7} {run.list_calls:>10} {run.minimum:>7} "
-                f"{run.ratio:>6.2f} {run.windows:>7}"
+                f"{run.ratio:>6.2f} {run.windows:>7} "
+                f"{run.halving_calls:>7} {run.halving_calls / run.minimum:>6.2f}"
             )
             held = distribution not in STRESS
             misses += held and not run.within_target
