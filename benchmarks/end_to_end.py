@@ -326,7 +326,10 @@ def main(argv: list[str] | None = None) -> int:
         "--poll-interval",
         type=float,
         default=5.0,
-        help="seconds before a chunk's second readiness check, in the DAG and the script (default: 5)",
+        help=(
+            "seconds from a chunk's transcode request to its first readiness check in the DAG, and "
+            "between the script's checks (default: 5)"
+        ),
     )
     parser.add_argument("--workers", type=int, default=2, help="Celery workers (default: %(default)s)")
     parser.add_argument(
