@@ -156,13 +156,11 @@ def halving_calls(fetch: SimulatedListCall, window: TimeWindow) -> int:
     while pending:
         current = pending.pop()
         calls += 1
-        answer = fetch(current)
-        full = max(len(answer.ready_for_transcode), len(answer.ready_for_download)) >= MAX_IDS_PER_CALL
         # A full list of one second cannot be split further; the planner refuses such a window.
-        if full and current.seconds > 1:
-            middle = current.start.add(seconds=current.seconds // 2)
+        if fetch(current).is_full and current.seconds > 1:
+            earlier, later = current.split_at(current.start.add(seconds=current.seconds // 2))
             # Earlier half on top, so windows are listed in time order.
-            pending.extend([TimeWindow(middle, current.end), TimeWindow(current.start, middle)])
+            pending.extend([later, earlier])
     return calls
 
 
@@ -181,6 +179,10 @@ class Run:
     @property
     def ratio(self) -> float:
         return self.list_calls / self.minimum
+
+    @property
+    def halving_ratio(self) -> float:
+        return self.halving_calls / self.minimum
 
     @property
     def within_target(self) -> bool:
@@ -229,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             line = (
                 f"{distribution:<12} {count:>7} {run.list_calls:>10} {run.minimum:>7} "
                 f"{run.ratio:>6.2f} {run.windows:>7} "
-                f"{run.halving_calls:>7} {run.halving_calls / run.minimum:>6.2f}"
+                f"{run.halving_calls:>7} {run.halving_ratio:>6.2f}"
             )
             held = distribution not in STRESS
             misses += held and not run.within_target
